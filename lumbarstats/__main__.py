@@ -1,0 +1,5 @@
+"""``python -m lumbarstats …`` — the same commands as the ``lumbarstats`` script."""
+
+from lumbarstats.cli import main
+
+main()

@@ -1,0 +1,135 @@
+"""Command-line interface: ``lumbarstats …`` or ``python -m lumbarstats …``.
+
+Thin by design: each command parses its arguments and calls one function of the package, so that
+everything the CLI does is also available from Python (and on Windows, without make or a shell).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="lumbarstats: lumbar spine imaging in the Danish registers (synthetic register, report reproduction, batch runs).",
+)
+
+DEFAULT_KERNEL = "lumbarstats"
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Option(help="Output register directory.")] = Path("data/synthetic"),
+    scale: Annotated[float, typer.Option(help="Fraction of the Danish adult population (1.0 = whole country).")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives identical files.")] = 2024,
+    raw_layout: Annotated[bool, typer.Option("--raw-layout", help="Write the registers' raw layouts (BEF, UDDA, AKM, LPR2/3, …) instead of the canonical tables.")] = False,
+    force: Annotated[bool, typer.Option(help="Regenerate even if OUT already holds a register.")] = False,
+) -> None:
+    """Generate the calibrated synthetic register."""
+    from lumbarstats import synth as synth_mod
+
+    if raw_layout:
+        from lumbarstats.adapters import raw_layout as raw_mod
+
+        path = raw_mod.generate_raw(out, scale=scale, seed=seed, force=force)
+    else:
+        path = synth_mod.generate(out, scale=scale, seed=seed, force=force)
+    typer.echo(f"synthetic register written to {path}")
+
+
+@app.command()
+def summary(data: Annotated[Path, typer.Option(help="Register directory.")] = Path("data/synthetic")) -> None:
+    """Print a summary of a register directory (rows, years, counts per modality)."""
+    from lumbarstats import synth as synth_mod
+
+    typer.echo(synth_mod.summarize(data))
+
+
+@app.command()
+def reproduce(
+    data: Annotated[Path, typer.Option(help="Register directory (canonical tables).")] = Path("data/synthetic"),
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("output"),
+    scale: Annotated[float, typer.Option(help="Scale for generating the synthetic register if DATA holds none.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed for generating the synthetic register if DATA holds none.")] = 2024,
+    kernel: Annotated[str, typer.Option(help="Jupyter kernel name for the notebooks.")] = DEFAULT_KERNEL,
+    only: Annotated[list[str] | None, typer.Option(help="Run only these report steps (repeatable).")] = None,
+    formats: Annotated[str, typer.Option(help="Table export formats, comma separated.")] = "docx,xlsx,html,tex",
+) -> None:
+    """Reproduce the report: tables, figures, executed notebooks and a comparison with the published figures."""
+    from lumbarstats import reproduce as reproduce_mod
+
+    ok = reproduce_mod.run(data, out, scale=scale, seed=seed, kernel=kernel, only=only,
+                           formats=[f.strip() for f in formats.split(",") if f.strip()])
+    raise typer.Exit(code=0 if ok else 1)
+
+
+@app.command()
+def batch(
+    notebook: Annotated[Path, typer.Argument(help="Parameterized notebook (a cell tagged 'parameters').")],
+    out: Annotated[Path, typer.Option(help="Output directory; DIR/runs.csv lists the runs.")],
+    regions: Annotated[str, typer.Option(help="'all' (five regions and the whole country) or names separated by commas.")] = "all",
+    parameter: Annotated[list[str] | None, typer.Option("-p", "--parameter", help="NAME=VALUE (repeatable); 'NAME VALUE' also accepted.")] = None,
+    force: Annotated[bool, typer.Option(help="Re-run regions that already completed.")] = False,
+    kernel: Annotated[str, typer.Option(help="Jupyter kernel name.")] = DEFAULT_KERNEL,
+) -> None:
+    """Run a parameterized notebook once per region (and the whole country) with papermill."""
+    from lumbarstats import batch as batch_mod
+
+    params = batch_mod.parse_parameters(parameter or [])
+    runs = batch_mod.run_batch(notebook, out, regions=regions, parameters=params, force=force, kernel=kernel)
+    failed = runs[runs["status"] == "failed"]
+    typer.echo(runs.to_string(index=False))
+    raise typer.Exit(code=1 if len(failed) else 0)
+
+
+@app.command("check-disclosure")
+def check_disclosure(
+    directory: Annotated[Path, typer.Argument(help="Output folder to scan.")],
+    min_cell: Annotated[int, typer.Option(help="Smallest publishable number of persons (never below 3).")] = 5,
+) -> None:
+    """Scan an output folder for tables that break disclosure rules; exit code 1 if any."""
+    from lumbarstats import disclosure
+
+    violations = disclosure.check_directory(directory, min_cell=min_cell)
+    if len(violations):
+        typer.echo(violations.to_string(index=False))
+        typer.echo(f"{len(violations)} disclosure violation(s) in {directory}", err=True)
+        raise typer.Exit(code=1)
+    typer.echo(f"no disclosure violations in {directory}")
+
+
+@app.command()
+def ingest(
+    raw: Annotated[Path, typer.Option(help="Folder with raw register extracts.")],
+    out: Annotated[Path, typer.Option(help="Output register directory (canonical Parquet).")],
+    config: Annotated[Path | None, typer.Option(help="Ingest configuration (YAML); default: the layout of 'synth --raw-layout'.")] = None,
+) -> None:
+    """Turn raw register extracts (BEF, UDDA, AKM, LPR2/3, …) into the canonical tables."""
+    from lumbarstats import adapters
+
+    report = adapters.ingest(raw, out, config=config)
+    typer.echo(report.summary_text() if hasattr(report, "summary_text") else str(report))
+
+
+@app.command("install-kernel")
+def install_kernel(
+    name: Annotated[str, typer.Option(help="Kernel name.")] = DEFAULT_KERNEL,
+    user: Annotated[bool, typer.Option(help="Install for the user instead of the current environment.")] = False,
+) -> None:
+    """Register this environment as a named Jupyter kernel (used by batch runs and reproduce)."""
+    from lumbarstats import batch as batch_mod
+
+    path = batch_mod.install_kernel(name, user=user)
+    typer.echo(f"kernel {name!r} installed at {path}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    app(args=argv if argv is not None else sys.argv[1:], prog_name="lumbarstats")
+
+
+if __name__ == "__main__":
+    main()
