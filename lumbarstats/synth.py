@@ -1,0 +1,926 @@
+"""Synthetic Danish register, calibrated to the Benchmarking Unit's published figures.
+
+Why a synthetic register: the real person-level registers live on Statistics Denmark's research
+servers. Everywhere else — tests, notebooks, CI, teaching — the toolkit needs data that behaves like
+them. This module generates the canonical tables (see ``data_dictionary/tables.yaml``):
+
+``population.parquet``, ``examinations.parquet``, ``surgery.parquet``, ``exits.parquet``,
+``metadata.json`` and ``model/`` (the rate model's factors, so that expectations can be checked).
+
+Model (documented choices)
+--------------------------
+*Population* (2014–2023, adults 18+ on 31 December of the year before). A panel of persons is
+simulated forward from 31 Dec 2013: each year persons age one year, die (Gompertz mortality, men
+x1.25, women x0.8) or emigrate (1.5 %/year at 18–34, 0.6 % at 35–49, 0.2 % after), and the year's
+18-year-olds and immigrants (ages 18–50) enter so that the adult total follows Denmark's (4.749
+million in 2022 — US Census Bureau IDB, ``population_denmark_2022_by_age_sex.csv`` — growing
+0.65 %/year). Regions follow Statistics Denmark's published shares (``population_regions.csv``,
+interpolated between 2019 and 2024), with a younger capital region and older Nordjylland/Sjælland.
+
+*Covariates* come from person-level latent normal variables (Gaussian copula) so that they persist
+over the years and depend on each other realistically: education by birth cohort and region;
+employment by age and education, pensions from 60; comorbidity (Charlson score) rising with age and
+correlated with weak labour-market attachment and short education; industry (DB07, 19 groups, by
+sex) only for the employed.
+
+*Examinations* follow a multiplicative Poisson rate model per person-year and modality::
+
+    rate = base[region, year] x age_band x sex x education x employment x industry x cci_category
+
+with region-specific group factors raked (iterative proportional fitting) so that 2021–23 group
+rates match the report's tables 5.3–5.4 (crude for age and sex, sex- and age-standardized for the
+others), and ``base`` solved so that the **expected** sex- and age-standardized rate under the
+package's default standard population (the national adult population pooled over 2014–2023 by sex
+x age band) equals the published tables 1–2 for every region, year and modality — exactly, given the
+realised population. Public examinations arrive in *episodes*: single-modality episodes and
+combined X-ray-then-MR episodes, each with a few repeat examinations, and a person-level gamma
+frailty (mean 1, variance 1) that makes imaging recur in some persons; the expected count stays the
+rate above. Privately paid examinations (about 8 % of all, mostly MR, rising over time) and a few
+"other"-payer ones are added on top; rates count public examinations only, as the report does.
+CT examinations are generated at about 15 % of the X-ray rate.
+
+*Surgery* (lumbar SKS codes): after an imaging episode with probability depending on modality
+(MR 6 %, X-ray only 1.5 %), higher in Syddanmark after its 2019 guideline (imaged patients are more
+selected: x1.3), plus a small background rate; date 2–26 weeks after the episode. *Exits*: the
+deaths and emigrations of the population simulation, with dates.
+
+Everything is deterministic given ``seed`` (numpy ``Generator(PCG64)`` streams per purpose).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from scipy.special import ndtri
+
+from lumbarstats import __version__
+from lumbarstats import dictionary as _dictionary
+from lumbarstats import reference as _reference
+
+__all__ = ["generate", "summarize", "SynthConfig", "expected_standardized_rates", "TABLE_FILES"]
+
+TABLE_FILES = {
+    "population": "population.parquet",
+    "examinations": "examinations.parquet",
+    "surgery": "surgery.parquet",
+    "exits": "exits.parquet",
+}
+
+ADULTS_2022 = 4_748_990  # population_denmark_2022_by_age_sex.csv
+ANNUAL_GROWTH = 0.0065
+MODALITIES = ("MR", "XRAY")
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Tunable constants of the synthetic register (defaults reproduce the report)."""
+
+    frailty_variance: float = 1.0      # person-level gamma frailty of imaging (mean 1)
+    repeat_single: float = 0.035       # extra examinations per single-modality episode (Poisson mean)
+    repeat_both: float = 0.16          # extra examinations per modality in a combined episode
+    both_share: float = 0.15           # scale of combined X-ray+MR episodes
+    private_mr: tuple = (0.10, 0.16)   # private MR per public MR, 2014 -> 2023 (linear)
+    private_xray: tuple = (0.02, 0.03)
+    other_payer: float = 0.006
+    ct_per_xray: float = 0.15
+    surgery_after_mr: float = 0.06
+    surgery_after_xray: float = 0.015
+    surgery_background: float = 0.0004  # per person-year, without imaging
+    guideline_region: int = 1083
+    guideline_year: int = 2019
+    guideline_surgery_factor: float = 1.3
+    rake_outer: int = 4
+    rake_sweeps: int = 6
+
+
+# --------------------------------------------------------------------------------------------
+# small utilities
+# --------------------------------------------------------------------------------------------
+
+def _rng(seed: int, purpose: str) -> np.random.Generator:
+    """Independent, reproducible stream per purpose (adding a stream never shifts another)."""
+    key = int.from_bytes(hashlib.sha256(f"{seed}:{purpose}".encode()).digest()[:8], "little")
+    return np.random.Generator(np.random.PCG64(key))
+
+
+def _thresholds(probs: np.ndarray) -> np.ndarray:
+    """Cumulative probabilities (..., k) -> k-1 normal thresholds for a Gaussian-copula category."""
+    cum = np.cumsum(probs, axis=-1)[..., :-1]
+    return ndtri(np.clip(cum, 1e-12, 1 - 1e-12))
+
+
+def _categorize(z: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Category index of z given per-row thresholds (n, k-1)."""
+    return (z[:, None] > thresholds).sum(axis=1).astype(np.int8)
+
+
+def _atomic_replace_dir(tmp: Path, final: Path) -> None:
+    if final.exists():
+        backup = final.with_name(final.name + ".old-" + str(os.getpid()))
+        os.replace(final, backup)
+        os.replace(tmp, final)
+        shutil.rmtree(backup, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+
+
+# --------------------------------------------------------------------------------------------
+# population
+# --------------------------------------------------------------------------------------------
+
+_EDU = ["primary", "upper_secondary", "short_medium_higher", "long_higher", "unknown"]
+# employment categories in "labour-market attachment" order used by the copula
+_EMP = ["employed", "pension", "unemployed", "other", "sickness_benefit", "disability"]
+_CCI_SCORES = np.arange(0, 9)
+
+
+def _edu_probs(birth_year: np.ndarray, region_idx: np.ndarray) -> np.ndarray:
+    """P(primary, upper secondary, short/medium higher, long higher) by birth cohort and region."""
+    t = np.clip((birth_year - 1930) / 70.0, 0, 1)  # 0 for 1930 cohorts, 1 for 2000
+    p_primary = 0.42 - 0.27 * t
+    p_long = 0.05 + 0.13 * t
+    p_sm = 0.16 + 0.14 * t
+    # capital region: more long higher education; Nordjylland/Sjælland fewer
+    adj = np.array([-0.03, 0.0, -0.01, 0.05, -0.03])[region_idx]
+    p_long = np.clip(p_long + adj, 0.02, 0.4)
+    p_primary = np.clip(p_primary - adj, 0.08, 0.6)
+    p_upper = 1 - p_primary - p_long - p_sm
+    return np.stack([p_primary, p_upper, p_sm, p_long], axis=1)
+
+
+def _emp_probs(age: np.ndarray) -> np.ndarray:
+    """P(employment category in _EMP order) by age."""
+    a = age.astype(float)
+    pension = np.where(a >= 67, 0.93, np.where(a >= 65, 0.75, np.where(a >= 60, 0.18, 0.0)))
+    disability = np.where(a < 30, 0.015, np.where(a < 60, 0.015 + (a - 30) * 0.0022, np.where(a < 65, 0.09, 0.0)))
+    sickness = np.where(a < 65, np.where(a < 30, 0.015, 0.035), 0.0)
+    unemployed = np.where(a < 65, np.where(a < 30, 0.05, 0.035), 0.0)
+    other = np.where(a < 65, np.where(a < 25, 0.06, 0.04), 0.01)
+    employed = 1 - pension - disability - sickness - unemployed - other
+    return np.stack([employed, pension, unemployed, other, sickness, disability], axis=1)
+
+
+def _cci_probs(age: np.ndarray) -> np.ndarray:
+    """P(CCI score 0..8) by age: comorbidity rises with age."""
+    a = age.astype(float)
+    p0 = np.clip(0.985 - 0.00012 * np.maximum(a - 18, 0) ** 2, 0.42, 0.99)
+    rest = 1 - p0
+    # severity shifts upward with age
+    s = np.clip((a - 18) / 80, 0, 1)[:, None]
+    base = np.array([0.40, 0.22, 0.13, 0.09, 0.07, 0.04, 0.03, 0.02])
+    old = np.array([0.30, 0.22, 0.15, 0.11, 0.08, 0.06, 0.045, 0.035])
+    w = base * (1 - s) + old * s
+    w = w / w.sum(axis=1, keepdims=True)
+    return np.concatenate([p0[:, None], rest[:, None] * w], axis=1)
+
+
+# DB07 19-group employment shares by sex (approximate Danish shares; codes "01".."19")
+_IND_MEN = np.array([3.0, 0.3, 14.5, 0.6, 0.8, 12.0, 16.0, 7.0, 4.0, 5.5, 3.0, 2.0, 7.5, 5.0, 5.5, 4.5, 5.0, 3.3, 0.5])
+_IND_WOMEN = np.array([1.0, 0.1, 7.0, 0.3, 0.2, 1.5, 15.0, 2.5, 4.5, 3.0, 3.0, 1.8, 6.5, 4.5, 6.5, 10.0, 28.0, 4.1, 0.5])
+
+
+class _PopulationSimulator:
+    """Forward simulation of the adult population panel."""
+
+    def __init__(self, scale: float, seed: int, dd, ref_age_sex: pd.DataFrame, ref_regions: pd.DataFrame):
+        self.scale = scale
+        self.seed = seed
+        self.years = list(range(dd.study_years[0], dd.study_years[1] + 1))
+        self.region_codes = np.array(sorted(dd.region_names()))  # 1081..1085
+        ages = ref_age_sex["age"].astype(str).str.replace("+", "", regex=False).astype(int).to_numpy()
+        self.ref_ages = ages
+        self.ref_men = ref_age_sex["men"].to_numpy(float)
+        self.ref_women = ref_age_sex["women"].to_numpy(float)
+        reg = ref_regions.dropna(subset=["dst_region_code"]).copy()
+        reg["dst_region_code"] = reg["dst_region_code"].astype(int)
+        reg = reg.set_index("dst_region_code").loc[self.region_codes]
+        self.share2019 = (reg["population_1jan2019"] / reg["population_1jan2019"].sum()).to_numpy()
+        self.share2024 = (reg["population_1jan2024"] / reg["population_1jan2024"].sum()).to_numpy()
+
+    def target_total(self, year: int) -> int:
+        return int(round(ADULTS_2022 * self.scale * (1 + ANNUAL_GROWTH * (year - 2022))))
+
+    def region_shares(self, year: int, ages: np.ndarray) -> np.ndarray:
+        """Per-person region probabilities (n, 5) for persons of the given ages."""
+        w = np.clip((year - 2019) / 5.0, -1, 2)
+        base = self.share2019 + w * (self.share2024 - self.share2019)
+        a = ages.astype(float)
+        young = ((a >= 20) & (a < 40)).astype(float)
+        old = (a >= 65).astype(float)
+        # Nordjylland, Midtjylland, Syddanmark, Hovedstaden, Sjælland
+        tilt_young = np.array([0.88, 1.0, 0.93, 1.25, 0.82])
+        tilt_old = np.array([1.10, 0.98, 1.06, 0.88, 1.12])
+        m = 1 + young[:, None] * (tilt_young - 1) + old[:, None] * (tilt_old - 1)
+        p = base[None, :] * m
+        return p / p.sum(axis=1, keepdims=True)
+
+    def _draw_region(self, rng, year, ages):
+        p = self.region_shares(year, ages)
+        u = rng.random(len(ages))
+        return (u[:, None] > np.cumsum(p, axis=1)[:, :-1]).sum(axis=1).astype(np.int8)
+
+    def _new_persons(self, rng, n, ages, sexes, year, immigrant):
+        region = self._draw_region(rng, year, ages)
+        z = rng.standard_normal((n, 4))
+        # correlate latent health/labour-market variables: emp ~ cci (0.35), both with low education
+        z_edu = z[:, 0]
+        z_emp = 0.35 * (-z_edu) * 0.6 + np.sqrt(1 - 0.21**2) * z[:, 1]
+        z_cci = 0.35 * z_emp + 0.15 * (-z_edu) + np.sqrt(1 - 0.35**2 - 0.15**2) * z[:, 2]
+        frailty = rng.gamma(1.0, 1.0, n)  # replaced later with configured variance
+        return {
+            "birth_year": (year - ages).astype(np.int16),  # age at 31 Dec `year`
+            "sex": sexes.astype(np.int8),  # 0 = M, 1 = F
+            "region": region,
+            "z_edu": z_edu.astype(np.float32),
+            "z_emp": z_emp.astype(np.float32),
+            "z_cci": z_cci.astype(np.float32),
+            "u_ind": rng.random(n).astype(np.float32),
+            "u_unknown_edu": rng.random(n).astype(np.float32),
+            "immigrant": np.full(n, immigrant, dtype=bool),
+            "u_frailty": frailty.astype(np.float32),
+            "u_edu_noise": z[:, 3].astype(np.float32),
+        }
+
+    def run(self):
+        """Simulate; returns (persons dict of arrays, list of per-year index arrays, exits DataFrame)."""
+        rng = _rng(self.seed, "population")
+        first = self.years[0]
+        # stock on 31 Dec (first-1): the 2022 age/sex profile scaled to that year's total
+        ratio = self.target_total(first) / (ADULTS_2022 * self.scale)
+        men = rng.poisson(self.ref_men * self.scale * ratio)
+        women = rng.poisson(self.ref_women * self.scale * ratio)
+        ages = np.concatenate([np.repeat(self.ref_ages, men), np.repeat(self.ref_ages, women)])
+        sexes = np.concatenate([np.zeros(men.sum(), np.int8), np.ones(women.sum(), np.int8)])
+        persons = self._new_persons(rng, len(ages), ages, sexes, first - 1, False)
+        n = len(ages)
+        exit_day = np.full(n, -1, dtype=np.int32)  # days since 1970, -1 = none
+        exit_type = np.zeros(n, dtype=np.int8)     # 1 death, 2 emigration
+        alive = np.ones(n, dtype=bool)
+        present_by_year = []
+        entrant_chunks = []
+        for year in self.years:
+            idx = np.flatnonzero(alive)
+            present_by_year.append(idx)
+            age = (year - 1) - persons["birth_year"][idx].astype(int)
+            male = persons["sex"][idx] == 0
+            q_death = np.minimum(0.5, 3e-5 * np.exp(0.092 * age)) * np.where(male, 1.25, 0.8)
+            q_emig = np.where(age < 35, 0.015, np.where(age < 50, 0.006, 0.002))
+            u = rng.random(len(idx))
+            dies = u < q_death
+            emig = (~dies) & (u < q_death + q_emig)
+            leaving = idx[dies | emig]
+            start = (dt.date(year, 1, 1) - dt.date(1970, 1, 1)).days
+            ndays = 366 if year % 4 == 0 else 365
+            exit_day[leaving] = start + rng.integers(0, ndays, len(leaving))
+            exit_type[idx[dies]] = 1
+            exit_type[idx[emig]] = 2
+            alive[leaving] = False
+            # entrants for next year's population (present on 31 Dec `year`)
+            survivors = int(alive.sum())
+            n18 = rng.poisson(np.array([self.ref_men[0], self.ref_women[0]]) * self.scale)
+            target = self.target_total(year + 1)
+            n_imm = max(0, target - survivors - int(n18.sum()))
+            imm_age = np.clip(np.round(rng.gamma(4.0, 2.5, n_imm) + 18), 18, 70).astype(int)
+            imm_sex = (rng.random(n_imm) < 0.48).astype(np.int8)
+            new_ages = np.concatenate([np.full(n18.sum(), 18), imm_age])
+            new_sexes = np.concatenate([np.zeros(n18[0], np.int8), np.ones(n18[1], np.int8), imm_sex])
+            new = self._new_persons(rng, len(new_ages), new_ages, new_sexes, year, False)
+            new["immigrant"][n18.sum():] = True
+            entrant_chunks.append(new)
+            for k in persons:
+                persons[k] = np.concatenate([persons[k], new[k]])
+            m = len(new_ages)
+            exit_day = np.concatenate([exit_day, np.full(m, -1, np.int32)])
+            exit_type = np.concatenate([exit_type, np.zeros(m, np.int8)])
+            alive = np.concatenate([alive, np.ones(m, bool)])
+        persons["exit_day"] = exit_day
+        persons["exit_type"] = exit_type
+        return persons, present_by_year
+
+
+def _covariates(persons: dict, idx: np.ndarray, year: int, rng: np.random.Generator, region_codes) -> dict:
+    """Covariates of population year `year` (as of 31 Dec year-1) for persons idx."""
+    age = ((year - 1) - persons["birth_year"][idx].astype(np.int32)).astype(np.int16)
+    region_idx = persons["region"][idx]
+    birth = persons["birth_year"][idx].astype(int)
+    # education (fixed per person; unknown more often for immigrants)
+    p = _edu_probs(birth, region_idx)
+    edu = _categorize(persons["z_edu"][idx], _thresholds(p))
+    unknown = persons["u_unknown_edu"][idx] < np.where(persons["immigrant"][idx], 0.15, 0.012)
+    edu = np.where(unknown, 4, edu).astype(np.int8)
+    # employment: persistent latent + yearly noise; short education shifts towards weak attachment
+    shift = np.array([0.35, 0.05, -0.2, -0.35, 0.1], dtype=np.float32)[edu]
+    z = 0.92 * persons["z_emp"][idx] + 0.39 * rng.standard_normal(len(idx)).astype(np.float32) + shift
+    z = z / np.sqrt(1 + shift.var())
+    emp = _categorize(z, _thresholds(_emp_probs(age)))
+    # comorbidity (Charlson score) rising with age, correlated with employment latent
+    zc = 0.97 * persons["z_cci"][idx] + 0.24 * rng.standard_normal(len(idx)).astype(np.float32)
+    cci = _categorize(zc, _thresholds(_cci_probs(age))).astype(np.int16)
+    # industry for the employed only
+    u = persons["u_ind"][idx]
+    female = persons["sex"][idx] == 1
+    cm = np.cumsum(_IND_MEN / _IND_MEN.sum())[:-1]
+    cw = np.cumsum(_IND_WOMEN / _IND_WOMEN.sum())[:-1]
+    ind = np.where(female, np.searchsorted(cw, u, side="right"), np.searchsorted(cm, u, side="right")).astype(np.int8)
+    employed = emp == _EMP.index("employed")
+    ind = np.where(employed, ind, -1).astype(np.int8)
+    return {"age": age, "region_idx": region_idx, "edu": edu, "emp": emp, "cci": cci, "ind": ind,
+            "sex": persons["sex"][idx]}
+
+
+# --------------------------------------------------------------------------------------------
+# rate model and calibration
+# --------------------------------------------------------------------------------------------
+
+_AGE_EDGES = np.array([18, 30, 40, 50, 60, 70, 80])
+
+
+def _age_band_idx(age: np.ndarray) -> np.ndarray:
+    return (np.searchsorted(_AGE_EDGES, age, side="right") - 1).astype(np.int8)
+
+
+def _cci_cat_idx(cci: np.ndarray, cutpoints) -> np.ndarray:
+    return np.searchsorted(np.asarray(cutpoints), cci, side="right").astype(np.int8)
+
+
+class _RateModel:
+    """Multiplicative rate model on the cell table; calibrated by raking + exact base solve."""
+
+    VARS = ["age_band", "sex", "edu", "emp", "ind", "cci_cat"]
+    SIZES = {"age_band": 7, "sex": 2, "edu": 5, "emp": 6, "ind": 20, "cci_cat": 4}
+
+    def __init__(self, cells: pd.DataFrame, standard: np.ndarray, years, n_regions: int):
+        self.cells = cells  # region, year, age_band, sex, edu, emp, ind(0..19, 19=none), cci_cat, working, pop
+        self.standard = standard  # (2, 7) weights sex x age band
+        self.years = list(years)
+        self.n_regions = n_regions
+        self.factors = {m: {v: np.ones((n_regions, self.SIZES[v])) for v in self.VARS} for m in MODALITIES}
+        self.base = {m: np.ones((n_regions, len(self.years))) for m in MODALITIES}
+
+    def relative(self, m: str, cells: pd.DataFrame | None = None) -> np.ndarray:
+        c = self.cells if cells is None else cells
+        r = c["region"].to_numpy()
+        out = np.ones(len(c))
+        for v in self.VARS:
+            out *= self.factors[m][v][r, c[v].to_numpy()]
+        return out
+
+    def expected(self, m: str) -> np.ndarray:
+        c = self.cells
+        yi = c["year"].to_numpy() - self.years[0]
+        return c["pop"].to_numpy() * self.relative(m) * self.base[m][c["region"].to_numpy(), yi]
+
+    def _dsr(self, e: np.ndarray, n: np.ndarray, groups: np.ndarray, sex: np.ndarray, ab: np.ndarray, ngroups):
+        """DSR per group (array over groups) with the standard restricted to strata present."""
+        key = (groups * 2 + sex) * 7 + ab
+        E = np.bincount(key, weights=e, minlength=ngroups * 14).reshape(ngroups, 2, 7)
+        N = np.bincount(key, weights=n, minlength=ngroups * 14).reshape(ngroups, 2, 7)
+        w = np.where(N > 0, self.standard[None], 0.0)
+        rate = np.divide(E, N, out=np.zeros_like(E), where=N > 0)
+        return (w * rate).sum(axis=(1, 2)) / np.maximum(w.sum(axis=(1, 2)), 1e-300)
+
+    def solve_base(self, published: dict) -> None:
+        """base[r, y] so that the expected DSR of each region-year equals the published value."""
+        c = self.cells
+        r = c["region"].to_numpy()
+        yi = c["year"].to_numpy() - self.years[0]
+        g = r * len(self.years) + yi
+        for m in MODALITIES:
+            e = c["pop"].to_numpy() * self.relative(m)
+            dsr = self._dsr(e, c["pop"].to_numpy(), g, c["sex"].to_numpy(), c["age_band"].to_numpy(),
+                            self.n_regions * len(self.years)).reshape(self.n_regions, len(self.years))
+            self.base[m] = published[m] / dsr
+
+    def rake(self, targets: pd.DataFrame, period) -> None:
+        """One raking sweep per variable toward region-specific 2021–23 group targets."""
+        c = self.cells
+        sel = c["year"].between(*period).to_numpy()
+        cs = c.loc[sel]
+        r = cs["region"].to_numpy()
+        for m in MODALITIES:
+            t = targets[targets["modality"] == m]
+            for v in ["ind", "cci_cat", "edu", "emp", "sex", "age_band"]:
+                tv = t[t["var"] == v]
+                if tv.empty:
+                    continue
+                e = self._expected_sel(m, cs)
+                n = cs["pop"].to_numpy()
+                lev = cs[v].to_numpy()
+                k = self.SIZES[v]
+                mask = np.ones(len(cs), bool)
+                if v == "emp":
+                    mask = cs["working"].to_numpy()
+                groups = r * k + lev
+                if tv["standardized"].iloc[0]:
+                    model = self._dsr(e[mask], n[mask], groups[mask], cs["sex"].to_numpy()[mask],
+                                      cs["age_band"].to_numpy()[mask], self.n_regions * k)
+                else:
+                    E = np.bincount(groups, weights=e, minlength=self.n_regions * k)
+                    N = np.bincount(groups, weights=n, minlength=self.n_regions * k)
+                    model = np.divide(E, N, out=np.zeros_like(E), where=N > 0)
+                model = model.reshape(self.n_regions, k)
+                f = self.factors[m][v]
+                for row in tv.itertuples():
+                    if model[row.region, row.level] > 0:
+                        f[row.region, row.level] *= row.target / model[row.region, row.level]
+                self._tie_untargeted(m, v)
+
+    def _expected_sel(self, m, cs):
+        yi = cs["year"].to_numpy() - self.years[0]
+        return cs["pop"].to_numpy() * self.relative(m, cs) * self.base[m][cs["region"].to_numpy(), yi]
+
+    def _tie_untargeted(self, m, v):
+        f = self.factors[m][v]
+        if v == "edu":
+            f[:, 4] = f[:, 1]  # unknown education behaves like upper secondary
+        if v == "emp":
+            f[:, _EMP.index("other")] = f[:, _EMP.index("unemployed")]
+            f[:, _EMP.index("pension")] = f[:, _EMP.index("employed")] * 1.15
+        if v == "ind":
+            f[:, 19] = 1.0  # not employed: no industry effect
+
+
+def _group_targets(dd, ref_groups: pd.DataFrame, standard_rates_period: dict) -> pd.DataFrame:
+    """Region-specific raking targets from tables 5.3/5.4, mapped to model levels."""
+    region_idx = {name: i for i, name in enumerate(dd.region_names().values())}
+    lab = {
+        "age_group": ("age_band", {v: i for i, v in enumerate(dd.codelist("age_band")["label_da"])}, False),
+        "sex": ("sex", {"Mand": 0, "Kvinde": 1}, False),
+        "education": ("edu", {v: i for i, v in enumerate(dd.codelist("education")["label_da"])}, True),
+        "cci": ("cci_cat", {v: i for i, v in enumerate(dd.codelist("cci_category")["label_da"])}, True),
+    }
+    emp = dd.codelist("employment")
+    emp_map = {}
+    for _, row in emp.iterrows():
+        emp_map[row["label_da"]] = _EMP.index(row["code"])
+        if row["label_da_xray"]:
+            emp_map[row["label_da_xray"]] = _EMP.index(row["code"])
+    lab["employment"] = ("emp", emp_map, True)
+    ind = dd.codelist("industry")
+    ind_map = {row["report_label_da"]: int(row["code"]) - 1 for _, row in ind.iterrows() if row["report_label_da"]}
+    lab["industry"] = ("ind", ind_map, True)
+    rows = []
+    for rec in ref_groups.itertuples():
+        var, mapping, std = lab[rec.variable]
+        m = "MR" if rec.modality == "MR" else "XRAY"
+        rows.append({"modality": m, "var": var, "level": mapping[rec.group], "region": region_idx[rec.region],
+                     "target": rec.rate_per_1000 / 1000.0, "standardized": std})
+    t = pd.DataFrame(rows)
+    # industries outside the report's top six: somewhat below the employed rate (report fig. 4.11–4.12)
+    extra = []
+    top = set(ind_map.values())
+    for m in MODALITIES:
+        emp_t = t[(t["modality"] == m) & (t["var"] == "emp") & (t["level"] == 0)]
+        for rec in emp_t.itertuples():
+            for level in range(19):
+                if level not in top:
+                    factor = 0.92 if level != 18 else 0.9
+                    extra.append({"modality": m, "var": "ind", "level": level, "region": rec.region,
+                                  "target": rec.target * factor, "standardized": True})
+    return pd.concat([t, pd.DataFrame(extra)], ignore_index=True)
+
+
+# --------------------------------------------------------------------------------------------
+# examinations, surgery
+# --------------------------------------------------------------------------------------------
+
+def _year_bounds(year: int) -> tuple[int, int]:
+    start = (dt.date(year, 1, 1) - dt.date(1970, 1, 1)).days
+    end = (dt.date(year, 12, 31) - dt.date(1970, 1, 1)).days
+    return start, end
+
+
+_MONTH_WEIGHT = np.array([1.08, 1.05, 1.08, 1.0, 1.02, 0.98, 0.70, 0.92, 1.06, 1.06, 1.05, 0.85])
+
+
+def _draw_dates(rng, n: int, year: int, last_day: np.ndarray) -> np.ndarray:
+    """Seasonal dates within `year`, not after each person's last day in the population."""
+    start, end = _year_bounds(year)
+    days = np.arange(start, end + 1)
+    months = pd.DatetimeIndex(days.astype("datetime64[D]")).month.to_numpy() - 1
+    w = _MONTH_WEIGHT[months]
+    # weekends: little elective imaging
+    dow = (days + 3) % 7  # 0 = Monday (1970-01-01 was a Thursday)
+    w = w * np.where(dow >= 5, 0.08, 1.0)
+    cdf = np.cumsum(w) / w.sum()
+    d = days[np.searchsorted(cdf, rng.random(n), side="right").clip(0, len(days) - 1)]
+    over = d > last_day
+    if over.any():  # persons leaving during the year: uniform before their exit
+        lo = start
+        span = np.maximum(last_day[over] - lo, 0)
+        d[over] = lo + (rng.random(over.sum()) * (span + 1)).astype(int)
+    return d
+
+
+def _shift_within(d0: np.ndarray, offset: np.ndarray, lo: int, hi: np.ndarray) -> np.ndarray:
+    """d0 + offset, reflected back before d0 if it passes hi (keeps the examination in its year)."""
+    d = d0 + offset
+    bad = d > hi
+    d[bad] = d0[bad] - offset[bad]
+    return np.clip(d, lo, hi)
+
+
+# --------------------------------------------------------------------------------------------
+# main entry point
+# --------------------------------------------------------------------------------------------
+
+def _dict_array(codes_idx: np.ndarray, labels: list[str]) -> pa.DictionaryArray:
+    idx = pa.array(codes_idx.astype(np.int32), mask=codes_idx < 0)
+    return pa.DictionaryArray.from_arrays(idx, pa.array(labels))
+
+
+def generate(out_dir, *, scale: float = 1.0, seed: int = 2024, force: bool = False,
+             config: SynthConfig | None = None, verbose: bool = True) -> Path:
+    """Generate the synthetic register into ``out_dir`` (atomically; skipped if already there).
+
+    Parameters
+    ----------
+    out_dir : folder to write (``population.parquet``, ``examinations.parquet``, ``surgery.parquet``,
+        ``exits.parquet``, ``metadata.json``, ``model/``).
+    scale : fraction of the Danish adult population (1.0 ≈ 4.7 million adults a year, 47 million
+        person-years, 1.5 million public examinations; 0.01 for tests).
+    seed : the same seed and scale give identical files.
+    force : regenerate even if ``out_dir`` already holds a register with the same seed and scale.
+    """
+    if not (0 < scale <= 2):
+        raise ValueError(f"scale must be in (0, 2], got {scale}")
+    out = Path(out_dir)
+    meta_path = out / "metadata.json"
+    if meta_path.exists() and not force:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("seed") == seed and meta.get("scale") == scale and meta.get("version") == __version__:
+            if verbose:
+                print(f"synthetic register already present in {out} (seed {seed}, scale {scale}); use force=True to regenerate")
+            return out
+    cfg = config or SynthConfig()
+    t0 = time.perf_counter()
+    dd = _dictionary.load()
+    years = list(range(dd.study_years[0], dd.study_years[1] + 1))
+    region_codes = np.array(sorted(dd.region_names()))
+    sim = _PopulationSimulator(scale, seed, dd, _reference.load("population_denmark_2022_by_age_sex"),
+                               _reference.load("population_regions"))
+    persons, present = sim.run()
+    n_persons = len(persons["birth_year"])
+    # frailty with the configured variance (gamma, mean 1)
+    fr_rng = _rng(seed, "frailty")
+    shape = 1.0 / cfg.frailty_variance
+    frailty = fr_rng.gamma(shape, 1.0 / shape, n_persons).astype(np.float32)
+    person_id = (np.arange(n_persons, dtype=np.int64) + 1_000_001)
+    cutpoints = dd.cci_cutpoints()
+
+    # covariates per year; the cell table for calibration
+    cov_rng = _rng(seed, "covariates")
+    cov_by_year = {}
+    cell_frames = []
+    for year, idx in zip(years, present, strict=True):
+        cov = _covariates(persons, idx, year, cov_rng, region_codes)
+        keep = cov["age"] >= dd.spec["adult_min_age"]
+        cov = {k: v[keep] for k, v in cov.items()}
+        idx = idx[keep]
+        cov["idx"] = idx
+        cov["age_band"] = _age_band_idx(cov["age"])
+        cov["cci_cat"] = _cci_cat_idx(cov["cci"], cutpoints)
+        cov_by_year[year] = cov
+        ind = np.where(cov["ind"] < 0, 19, cov["ind"])
+        working = (cov["age"] >= dd.working_age[0]) & (cov["age"] <= dd.working_age[1])
+        key = np.ravel_multi_index(
+            (cov["region_idx"], cov["age_band"], cov["sex"], cov["edu"], cov["emp"], ind, cov["cci_cat"], working),
+            (5, 7, 2, 5, 6, 20, 4, 2))
+        cnt = np.bincount(key)
+        nz = np.flatnonzero(cnt)
+        parts = np.unravel_index(nz, (5, 7, 2, 5, 6, 20, 4, 2))
+        cell_frames.append(pd.DataFrame({
+            "region": parts[0], "year": year, "age_band": parts[1], "sex": parts[2], "edu": parts[3],
+            "emp": parts[4], "ind": parts[5], "cci_cat": parts[6], "working": parts[7].astype(bool),
+            "pop": cnt[nz].astype(float)}))
+    cells = pd.concat(cell_frames, ignore_index=True)
+    # default standard: national adult population pooled over the study years, sex x age band
+    std = np.zeros((2, 7))
+    np.add.at(std, (cells["sex"].to_numpy(), cells["age_band"].to_numpy()), cells["pop"].to_numpy())
+    t_pop = time.perf_counter()
+
+    # calibration
+    published = {}
+    for m, name in (("MR", "table1_mr_annual_standardized"), ("XRAY", "table2_xray_annual_standardized")):
+        tab = _reference.load(name).set_index("region").loc[list(dd.region_names().values())]
+        published[m] = tab[[str(y) for y in years]].to_numpy(float) / 1000.0
+    model = _RateModel(cells, std, years, len(region_codes))
+    targets = _group_targets(dd, _reference.load("table5_3_5_4_groups_by_region"), {})
+    for _ in range(cfg.rake_outer):
+        model.solve_base(published)
+        for _ in range(cfg.rake_sweeps):
+            model.rake(targets, (2021, 2023))
+    model.solve_base(published)
+    t_cal = time.perf_counter()
+
+    tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    (tmp / "model").mkdir(parents=True)
+    try:
+        counts = _write_tables(tmp, dd, cfg, seed, years, persons, person_id, frailty, cov_by_year, model,
+                               region_codes)
+        _write_model(tmp / "model", dd, model, std, years, region_codes, published)
+        meta = {
+            "generator": "lumbarstats.synth", "version": __version__, "seed": seed, "scale": scale,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "years": [years[0], years[-1]], "persons": int(n_persons), "counts": counts,
+            "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()},
+            "standard": "national adult population pooled over the study years by sex x age band (model/standard.csv)",
+            "seconds": {"population": round(t_pop - t0, 1), "calibration": round(t_cal - t_pop, 1),
+                        "total": round(time.perf_counter() - t0, 1)},
+        }
+        (tmp / "metadata.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if verbose:
+        print(f"synthetic register: {counts['population']:,} person-years, {counts['examinations']:,} examinations "
+              f"in {time.perf_counter() - t0:.1f} s -> {out}")
+    return out
+
+
+def _write_model(folder: Path, dd, model: _RateModel, std, years, region_codes, published) -> None:
+    """Save the rate model so that expectations can be recomputed independently (tests)."""
+    names = {"age_band": list(dd.codelist("age_band")["code"]), "sex": ["M", "F"], "edu": _EDU, "emp": _EMP,
+             "ind": [f"{i:02d}" for i in range(1, 20)] + ["none"],
+             "cci_cat": list(dd.codelist("cci_category").sort_values("order")["code"])}
+    column = {"age_band": "age_band", "sex": "sex", "edu": "education", "emp": "employment", "ind": "industry",
+              "cci_cat": "cci_category"}
+    rows = []
+    for m in MODALITIES:
+        for v, f in model.factors[m].items():
+            for r, code in enumerate(region_codes):
+                for level, lname in enumerate(names[v]):
+                    rows.append({"modality": m, "variable": column[v], "region": int(code), "level": lname,
+                                 "factor": float(f[r, level])})
+    pd.DataFrame(rows).to_csv(folder / "factors.csv", index=False)
+    base_rows = []
+    for m in MODALITIES:
+        for r, code in enumerate(region_codes):
+            for j, y in enumerate(years):
+                base_rows.append({"modality": m, "region": int(code), "year": y, "base": float(model.base[m][r, j]),
+                                  "published_rate": float(published[m][r, j] * 1000)})
+    pd.DataFrame(base_rows).to_csv(folder / "base.csv", index=False)
+    ab = list(dd.codelist("age_band")["code"])
+    pd.DataFrame([{"sex": s, "age_band": ab[a], "weight": float(std[i, a])}
+                  for i, s in enumerate(["M", "F"]) for a in range(7)]).to_csv(folder / "standard.csv", index=False)
+
+
+def _write_tables(tmp: Path, dd, cfg: SynthConfig, seed, years, persons, person_id, frailty, cov_by_year,
+                  model: _RateModel, region_codes) -> dict:
+    edu_labels, emp_labels = _EDU, _EMP
+    ind_labels = [f"{i:02d}" for i in range(1, 20)]
+    schema = pa.schema([
+        ("person_id", pa.int64()), ("year", pa.int16()), ("region", pa.int16()),
+        ("sex", pa.dictionary(pa.int32(), pa.string())), ("age", pa.int16()),
+        ("education", pa.dictionary(pa.int32(), pa.string())), ("employment", pa.dictionary(pa.int32(), pa.string())),
+        ("industry", pa.dictionary(pa.int32(), pa.string())), ("cci", pa.int16()),
+    ])
+    ex_rng = _rng(seed, "examinations")
+    exams = []   # (person_idx, day, modality_idx, payer_idx, episode_id)
+    episodes = []  # (person_idx, day, kind) kind 0 MR-single, 1 XRAY-single, 2 both
+    n_pop = 0
+    with pq.ParquetWriter(tmp / TABLE_FILES["population"], schema, compression="zstd") as writer:
+        for j, year in enumerate(years):
+            cov = cov_by_year.pop(year)
+            idx = cov["idx"]
+            n = len(idx)
+            n_pop += n
+            ind = cov["ind"]
+            table = pa.table({
+                "person_id": pa.array(person_id[idx]),
+                "year": pa.array(np.full(n, year, np.int16)),
+                "region": pa.array(region_codes[cov["region_idx"]].astype(np.int16)),
+                "sex": _dict_array(cov["sex"].astype(np.int32), ["M", "F"]),
+                "age": pa.array(cov["age"]),
+                "education": _dict_array(cov["edu"].astype(np.int32), edu_labels),
+                "employment": _dict_array(cov["emp"].astype(np.int32), emp_labels),
+                "industry": _dict_array(ind.astype(np.int32), ind_labels),
+                "cci": pa.array(cov["cci"]),
+            }, schema=schema)
+            writer.write_table(table, row_group_size=2_000_000)
+            # -- examinations of this year
+            r = cov["region_idx"]
+            ind20 = np.where(ind < 0, 19, ind)
+            lam = {}
+            for m in MODALITIES:
+                f = model.factors[m]
+                lam[m] = (model.base[m][r, j] * f["age_band"][r, cov["age_band"]] * f["sex"][r, cov["sex"]]
+                          * f["edu"][r, cov["edu"]] * f["emp"][r, cov["emp"]] * f["ind"][r, ind20]
+                          * f["cci_cat"][r, cov["cci_cat"]])
+            fr = frailty[idx]
+            last = persons["exit_day"][idx].astype(np.int64)
+            start, end = _year_bounds(year)
+            last = np.where((last >= start) & (last <= end), last - 1, end)
+            # combined X-ray+MR episodes and single-modality episodes; expected count = lam
+            hm = 2 * lam["MR"] * lam["XRAY"] / np.maximum(lam["MR"] + lam["XRAY"], 1e-300)
+            b = cfg.both_share * hm
+            s_mr = np.maximum(lam["MR"] - b * (1 + cfg.repeat_both), 0) / (1 + cfg.repeat_single)
+            s_x = np.maximum(lam["XRAY"] - b * (1 + cfg.repeat_both), 0) / (1 + cfg.repeat_single)
+            for kind, rate in ((0, s_mr), (1, s_x), (2, b)):
+                k = ex_rng.poisson(rate * fr)
+                who = np.repeat(np.arange(n), k)
+                if len(who) == 0:
+                    continue
+                d0 = _draw_dates(ex_rng, len(who), year, last[who])
+                pidx = idx[who]
+                episodes.append(np.stack([pidx, d0, np.full(len(who), kind)], axis=1))
+                rep = cfg.repeat_both if kind == 2 else cfg.repeat_single
+                mods = [0] if kind == 0 else [1] if kind == 1 else [1, 0]  # X-ray first in combined episodes
+                for mi, mod in enumerate(mods):
+                    base_day = d0 if mi == 0 else _shift_within(d0, ex_rng.integers(0, 45, len(who)), start, last[who])
+                    exams.append(np.stack([pidx, base_day, np.full(len(who), mod), np.zeros(len(who))], axis=1))
+                    extra = ex_rng.poisson(rep, len(who))
+                    w2 = np.repeat(np.arange(len(who)), extra)
+                    if len(w2):
+                        dd2 = _shift_within(base_day[w2], ex_rng.integers(7, 150, len(w2)), start, last[who][w2])
+                        exams.append(np.stack([pidx[w2], dd2, np.full(len(w2), mod), np.zeros(len(w2))], axis=1))
+            # privately paid and other-payer examinations (not counted in the rates)
+            t = j / max(len(years) - 1, 1)
+            for mod, (lo, hi) in ((0, cfg.private_mr), (1, cfg.private_xray)):
+                p_rate = lam[MODALITIES[mod]] * (lo + (hi - lo) * t)
+                for payer, rate in ((1, p_rate), (2, lam[MODALITIES[mod]] * cfg.other_payer)):
+                    k = ex_rng.poisson(rate * fr)
+                    who = np.repeat(np.arange(n), k)
+                    if len(who):
+                        d = _draw_dates(ex_rng, len(who), year, last[who])
+                        exams.append(np.stack([idx[who], d, np.full(len(who), mod), np.full(len(who), payer)], axis=1))
+            # CT
+            k = ex_rng.poisson(lam["XRAY"] * cfg.ct_per_xray * fr)
+            who = np.repeat(np.arange(n), k)
+            if len(who):
+                d = _draw_dates(ex_rng, len(who), year, last[who])
+                exams.append(np.stack([idx[who], d, np.full(len(who), 2), np.zeros(len(who))], axis=1))
+            del cov
+    ex = np.concatenate(exams).astype(np.int64)
+    order = np.lexsort((ex[:, 2], ex[:, 1], ex[:, 0]))
+    ex = ex[order]
+    mod_labels = ["MR", "XRAY", "CT"]
+    code_labels = [dd.counted_procedure_codes()[m][0] for m in mod_labels]
+    payer_labels = ["public", "private", "other"]
+    exam_table = pa.table({
+        "person_id": pa.array(person_id[ex[:, 0]]),
+        "date": pa.array(ex[:, 1].astype("datetime64[D]")),
+        "modality": _dict_array(ex[:, 2].astype(np.int32), mod_labels),
+        "procedure_code": _dict_array(ex[:, 2].astype(np.int32), code_labels),
+        "payer": _dict_array(ex[:, 3].astype(np.int32), payer_labels),
+    })
+    pq.write_table(exam_table, tmp / TABLE_FILES["examinations"], compression="zstd")
+    # -- surgery after imaging episodes (and a small background rate)
+    surg = _surgery(seed, cfg, dd, np.concatenate(episodes), persons, years, present_counts=n_pop)
+    sc = dd.lumbar_surgery_codes()
+    common = [c for c in ("KABC16", "KABC56", "KNAG74", "KABC36", "KNAG44", "KABC26") if c in sc]
+    s_rng = _rng(seed, "surgery-codes")
+    code_idx = s_rng.choice(len(common), size=len(surg), p=np.array([0.35, 0.25, 0.15, 0.1, 0.1, 0.05])[:len(common)] /
+                            np.array([0.35, 0.25, 0.15, 0.1, 0.1, 0.05])[:len(common)].sum())
+    surg_table = pa.table({
+        "person_id": pa.array(person_id[surg[:, 0]]),
+        "date": pa.array(surg[:, 1].astype("datetime64[D]")),
+        "procedure_code": _dict_array(code_idx.astype(np.int32), common),
+    })
+    pq.write_table(surg_table, tmp / TABLE_FILES["surgery"], compression="zstd")
+    # -- exits
+    lo, _ = _year_bounds(years[0])
+    _, hi = _year_bounds(years[-1])
+    ed = persons["exit_day"]
+    has = (ed >= lo) & (ed <= hi)
+    ex_idx = np.flatnonzero(has)
+    exits_table = pa.table({
+        "person_id": pa.array(person_id[ex_idx]),
+        "date": pa.array(ed[ex_idx].astype("datetime64[D]")),
+        "exit_type": _dict_array((persons["exit_type"][ex_idx] - 1).astype(np.int32), ["death", "emigration"]),
+    })
+    pq.write_table(exits_table, tmp / TABLE_FILES["exits"], compression="zstd")
+    public = ex[:, 3] == 0
+    return {"population": int(n_pop), "examinations": int(len(ex)),
+            "public_mr": int(((ex[:, 2] == 0) & public).sum()), "public_xray": int(((ex[:, 2] == 1) & public).sum()),
+            "surgery": int(len(surg)), "exits": int(len(ex_idx))}
+
+
+def _surgery(seed, cfg: SynthConfig, dd, episodes: np.ndarray, persons, years, present_counts) -> np.ndarray:
+    """Lumbar spine surgery after imaging episodes; (person_idx, day)."""
+    rng = _rng(seed, "surgery")
+    pidx, day, kind = episodes[:, 0], episodes[:, 1], episodes[:, 2]
+    p = np.where(kind == 1, cfg.surgery_after_xray, cfg.surgery_after_mr)
+    year = (day.astype("datetime64[D]").astype("datetime64[Y]").astype(int) + 1970)
+    region = np.array(sorted(dd.region_names()))[persons["region"][pidx]]
+    p = p * np.where((region == cfg.guideline_region) & (year >= cfg.guideline_year), cfg.guideline_surgery_factor, 1.0)
+    # older patients are operated somewhat less often
+    age = year - 1 - persons["birth_year"][pidx]
+    p = p * np.where(age >= 75, 0.5, np.where(age < 30, 0.7, 1.0))
+    operated = rng.random(len(p)) < p
+    sday = day[operated] + rng.integers(14, 183, operated.sum())
+    sp = pidx[operated]
+    # background surgery without imaging in the study data (e.g. imaging before 2014)
+    n_bg = rng.poisson(cfg.surgery_background * present_counts)
+    bg_p = rng.integers(0, len(persons["birth_year"]), n_bg)
+    lo, _ = _year_bounds(years[0])
+    _, hi = _year_bounds(years[-1])
+    bg_day = rng.integers(lo, hi + 1, n_bg)
+    sp = np.concatenate([sp, bg_p])
+    sday = np.concatenate([sday, bg_day])
+    # not after exit, not after the data end, adults only
+    ed = persons["exit_day"][sp]
+    ok = (sday <= hi) & ((ed < 0) | (sday < ed))
+    born_ok = (sday.astype("datetime64[D]").astype("datetime64[Y]").astype(int) + 1970 - persons["birth_year"][sp]) >= 19
+    ok &= born_ok
+    out = np.stack([sp[ok], sday[ok]], axis=1)
+    return out[np.lexsort((out[:, 1], out[:, 0]))]
+
+
+# --------------------------------------------------------------------------------------------
+# expectations and summary
+# --------------------------------------------------------------------------------------------
+
+def expected_standardized_rates(data_dir) -> pd.DataFrame:
+    """Expected DSR per region, year and modality, recomputed from the saved model and the population.
+
+    Independent of the generator's internals: reads ``population.parquet`` and ``model/*.csv``,
+    computes every person-year's expected rate, aggregates by sex x age band and standardizes to
+    ``model/standard.csv``. Returns region, year, modality, expected_rate, published_rate (per 1,000).
+    """
+    import duckdb
+
+    d = Path(data_dir)
+    dd = _dictionary.load()
+    factors = pd.read_csv(d / "model" / "factors.csv", dtype={"level": str})
+    base = pd.read_csv(d / "model" / "base.csv")
+    standard = pd.read_csv(d / "model" / "standard.csv")
+    con = duckdb.connect()
+    cuts = dd.cci_cutpoints()
+    cci_case = "CASE " + " ".join(
+        f"WHEN cci < {c} THEN '{code}'" for c, code in zip(cuts, dd.codelist("cci_category").sort_values("order")["code"],
+                                                             strict=False)) + \
+        f" ELSE '{dd.codelist('cci_category').sort_values('order')['code'].iloc[-1]}' END"
+    ab = dd.codelist("age_band").sort_values("min_age")
+    ab_case = "CASE " + " ".join(f"WHEN age <= {int(r.max_age)} THEN '{r.code}'" for r in ab.itertuples()) + " END"
+    cells = con.execute(f"""
+        SELECT region, year, sex, {ab_case} AS age_band, education, employment,
+               coalesce(industry, 'none') AS industry, {cci_case} AS cci_category, count(*) AS pop
+        FROM read_parquet('{(d / TABLE_FILES['population']).as_posix()}')
+        GROUP BY ALL""").df()
+    out = []
+    for m in MODALITIES:
+        c = cells.copy()
+        c["lam"] = 1.0
+        fm = factors[factors["modality"] == m]
+        for var in ["age_band", "sex", "education", "employment", "industry", "cci_category"]:
+            fv = fm[fm["variable"] == var][["region", "level", "factor"]].rename(columns={"level": var})
+            c = c.merge(fv, on=["region", var], how="left", validate="many_to_one")
+            if c["factor"].isna().any():
+                raise ValueError(f"model factor missing for {var}")
+            c["lam"] *= c.pop("factor")
+        c = c.merge(base[base["modality"] == m][["region", "year", "base", "published_rate"]], on=["region", "year"])
+        c["expected"] = c["pop"] * c["lam"] * c["base"]
+        g = c.groupby(["region", "year", "sex", "age_band"], as_index=False).agg(
+            expected=("expected", "sum"), pop=("pop", "sum"), published_rate=("published_rate", "first"))
+        g = g.merge(standard, on=["sex", "age_band"])
+        g["wr"] = g["weight"] * g["expected"] / g["pop"]
+        r = g.groupby(["region", "year"], as_index=False).agg(wr=("wr", "sum"), w=("weight", "sum"),
+                                                               published_rate=("published_rate", "first"))
+        r["expected_rate"] = 1000 * r["wr"] / r["w"]
+        r["modality"] = m
+        out.append(r[["region", "year", "modality", "expected_rate", "published_rate"]])
+    res = pd.concat(out, ignore_index=True)
+    res["region_name"] = res["region"].map(dd.region_names())
+    return res
+
+
+def summarize(data_dir) -> str:
+    """A short text summary of a register directory."""
+    import duckdb
+
+    d = Path(data_dir)
+    if not (d / TABLE_FILES["population"]).exists():
+        raise FileNotFoundError(f"no register in {d} (missing {TABLE_FILES['population']}); run `lumbarstats synth`")
+    con = duckdb.connect()
+    pop = con.execute(f"SELECT year, count(*) n FROM read_parquet('{(d / TABLE_FILES['population']).as_posix()}') "
+                      "GROUP BY year ORDER BY year").df()
+    ex = con.execute(f"""SELECT year(date) AS year, modality, payer, count(*) n
+        FROM read_parquet('{(d / TABLE_FILES['examinations']).as_posix()}') GROUP BY ALL ORDER BY ALL""").df()
+    wide = ex[ex["payer"] == "public"].pivot(index="year", columns="modality", values="n")
+    lines = [f"Register {d}"]
+    meta = d / "metadata.json"
+    if meta.exists():
+        m = json.loads(meta.read_text(encoding="utf-8"))
+        lines.append(f"  generator {m.get('generator')} {m.get('version')}, seed {m.get('seed')}, scale {m.get('scale')}")
+    lines.append(f"  person-years: {int(pop['n'].sum()):,} ({pop['year'].min()}–{pop['year'].max()})")
+    lines.append("  public examinations per year:")
+    lines.append("    " + wide.to_string().replace("\n", "\n    "))
+    shares = ex.groupby("payer")["n"].sum() / ex["n"].sum() * 100
+    lines.append("  payer shares (%): " + ", ".join(f"{k} {v:.1f}" for k, v in shares.items()))
+    return "\n".join(lines)
