@@ -201,7 +201,6 @@ def strata_counts(
     if payers is not None:
         ex_conds.append(f"payer IN ({', '.join(_sql_str(p) for p in payers)})")
 
-    group_cols = ", ".join(by)
     pop_group = ", ".join(pop_vars)
     con = duckdb.connect()
     if threads:
