@@ -1,0 +1,181 @@
+"""The report's standardized rate tables: annual (tables 1–2) and pooled periods (tables 5.1–5.2).
+
+Each function reads a register directory, aggregates with :mod:`lumbarstats.aggregate` and
+standardizes with :mod:`lumbarstats.standardize` to the package's default standard population
+(the register's national adult population pooled over the study years, by sex x age band — the
+population the synthetic register is calibrated to). Output is long format with the region names of
+the published tables (``Landsplan`` for the whole country), ready for comparison and export.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+
+from lumbarstats import aggregate as _aggregate
+from lumbarstats import dictionary as _dictionary
+from lumbarstats import reference as _reference
+from lumbarstats import standardize as _standardize
+
+__all__ = ["annual_rates", "period_rates", "compare_annual", "compare_periods", "MODALITY_LABELS"]
+
+MODALITY_LABELS = {"MR": "MR", "XRAY": "Røntgen", "CT": "CT"}
+STRATA = ["sex", "age_band"]
+
+
+def _standard(data_dir, standard):
+    if isinstance(standard, pd.DataFrame):
+        return standard
+    if standard in (None, "default", "register"):
+        return _aggregate.default_standard(data_dir)
+    return standard  # a name understood by ls.standardize.direct (e.g. "esp2013")
+
+
+def _select_regions(df: pd.DataFrame, regions) -> pd.DataFrame:
+    if regions in (None, "all"):
+        return df
+    dd = _dictionary.load()
+    wanted = []
+    for r in ([regions] if isinstance(regions, str) else list(regions)):
+        wanted.append(dd.whole_country_name if str(r) in (dd.whole_country_name, "Denmark", "0")
+                      else dd.region_names()[dd.region_code(r)])
+    return df[df["region"].isin(wanted)]
+
+
+def annual_rates(data_dir, *, modality: str = "MR", regions="all", years: Sequence[int] | None = None,
+                 standard="default", method: str = "gamma", conf_level: float = 0.95, per: int = 1000,
+                 include_related: bool = False) -> pd.DataFrame:
+    """Sex- and age-standardized rate per 1,000 adults by region (and the whole country) and year.
+
+    Returns ``modality, region, year, events, population, crude_rate, rate, lower, upper, conf_level,
+    method`` — the layout of the report's tables 1 (MR) and 2 (X-ray), in long format.
+    """
+    counts = _aggregate.strata_counts(data_dir, by=["region_name", "year", *STRATA], modality=modality,
+                                      years=years, include_related=include_related, with_total=True)
+    res = _standardize.direct(counts, strata=STRATA, standard=_standard(data_dir, standard),
+                              by=["region_name", "year"], per=per, method=method, conf_level=conf_level)
+    res = res.rename(columns={"region_name": "region"})
+    res.insert(0, "modality", modality)
+    res = _order_regions(res)
+    return _select_regions(res, regions).reset_index(drop=True)
+
+
+def period_rates(data_dir, *, modality: str = "MR", regions="all",
+                 periods: Mapping[str, tuple[int, int]] | None = None, reference_period: str | None = None,
+                 compare_period: str | None = None, standard="default", method: str = "gamma",
+                 ratio_method: str = "lognormal", conf_level: float = 0.95, per: int = 1000) -> pd.DataFrame:
+    """Standardized rates for pooled periods (tables 5.1–5.2) and the percent change between periods.
+
+    Each period's rate pools the events and person-years of its years. ``pct_change``,
+    ``pct_lower``, ``pct_upper`` give the change of each period against ``reference_period``
+    (default the first, 2014–2016), from :func:`lumbarstats.standardize.rate_ratio`; they are empty
+    on the reference period's row. ``compare_period`` (default the last) is flagged in ``is_compare``.
+    """
+    periods = dict(periods or _aggregate.report_periods())
+    names = list(periods)
+    reference_period = reference_period or names[0]
+    compare_period = compare_period or names[-1]
+    counts = _aggregate.strata_counts(data_dir, by=["region_name", "period", *STRATA], modality=modality,
+                                      periods=periods, with_total=True)
+    std = _standard(data_dir, standard)
+    rates = _standardize.direct(counts, strata=STRATA, standard=std, by=["region_name", "period"], per=per,
+                                method=method, conf_level=conf_level)
+    ratios = _standardize.rate_ratio(counts, strata=STRATA, group="period", reference=reference_period,
+                                     standard=std, by=["region_name"], per=per, method=ratio_method,
+                                     conf_level=conf_level)
+    keep = ["region_name", "period", "ratio", "lower", "upper", "pct_change", "pct_lower", "pct_upper"]
+    ratios = ratios[[c for c in keep if c in ratios.columns]].rename(
+        columns={"lower": "ratio_lower", "upper": "ratio_upper"})
+    out = rates.merge(ratios, on=["region_name", "period"], how="left")
+    out = out.rename(columns={"region_name": "region"})
+    out.insert(0, "modality", modality)
+    out["reference_period"] = reference_period
+    out["is_compare"] = out["period"] == compare_period
+    out["period"] = pd.Categorical(out["period"], categories=names, ordered=True)
+    out = _order_regions(out, extra=["period"])
+    out["period"] = out["period"].astype(str)
+    return _select_regions(out, regions).reset_index(drop=True)
+
+
+def _order_regions(df: pd.DataFrame, extra: Sequence[str] = ("year",)) -> pd.DataFrame:
+    dd = _dictionary.load()
+    order = list(dd.region_names().values()) + [dd.whole_country_name]
+    df = df.copy()
+    df["_o"] = df["region"].map({r: i for i, r in enumerate(order)})
+    cols = ["_o"] + [c for c in extra if c in df.columns]
+    return df.sort_values(cols).drop(columns="_o")
+
+
+def compare_annual(reproduced: pd.DataFrame) -> pd.DataFrame:
+    """Every published cell of tables 1–2 beside the reproduced one: table, region, year, published, reproduced, difference."""
+    rows = []
+    for modality, table in (("MR", "table1"), ("XRAY", "table2")):
+        pub = _reference.annual_table(modality).rename(columns={"rate": "published"})
+        rep = reproduced[reproduced["modality"] == modality][["region", "year", "rate", "lower", "upper"]]
+        if rep.empty:
+            continue
+        m = pub.merge(rep.rename(columns={"rate": "reproduced"}), on=["region", "year"], how="left")
+        m.insert(0, "table", table)
+        m.insert(1, "modality", modality)
+        rows.append(m)
+    out = pd.concat(rows, ignore_index=True)
+    out["difference"] = out["reproduced"] - out["published"]
+    out["cell"] = out["year"].astype(str)
+    out["measure"] = "rate per 1,000"
+    return out
+
+
+def compare_periods(reproduced: pd.DataFrame) -> pd.DataFrame:
+    """Tables 5.1–5.2: published period rates and percent changes beside the reproduced ones."""
+    pub = _reference.load("table5_1_5_2_period_standardized")
+    pub["modality"] = pub["modality"].map({"MR": "MR", "Røntgen": "XRAY"})
+    out = []
+    for rec in pub.itertuples():
+        rep = reproduced[(reproduced["modality"] == rec.modality) & (reproduced["region"] == rec.region)]
+        row = rep[rep["period"] == rec.period]
+        table = "table5_1" if rec.modality == "MR" else "table5_2"
+        out.append({"table": table, "modality": rec.modality, "region": rec.region, "cell": rec.period,
+                    "measure": "rate per 1,000", "published": rec.rate_per_1000,
+                    "reproduced": float(row["rate"].iloc[0]) if len(row) else float("nan"),
+                    "lower": float(row["lower"].iloc[0]) if len(row) else float("nan"),
+                    "upper": float(row["upper"].iloc[0]) if len(row) else float("nan")})
+    changes = pub.drop_duplicates(["modality", "region"])
+    for rec in changes.itertuples():
+        rep = reproduced[(reproduced["modality"] == rec.modality) & (reproduced["region"] == rec.region)
+                         & reproduced["is_compare"]]
+        table = "table5_1" if rec.modality == "MR" else "table5_2"
+        out.append({"table": table, "modality": rec.modality, "region": rec.region, "cell": "2014-16 -> 2021-23",
+                    "measure": "% change", "published": rec.pct_change_2014_16_to_2021_23,
+                    "reproduced": float(rep["pct_change"].iloc[0]) if len(rep) else float("nan"),
+                    "lower": float(rep["pct_lower"].iloc[0]) if len(rep) else float("nan"),
+                    "upper": float(rep["pct_upper"].iloc[0]) if len(rep) else float("nan")})
+    res = pd.DataFrame(out)
+    res["difference"] = res["reproduced"] - res["published"]
+    return res
+
+
+ANNUAL_FILES = {"MR": "table1_mr_annual.csv", "XRAY": "table2_xray_annual.csv"}
+PERIOD_FILES = {"MR": "table5_1_mr_periods.csv", "XRAY": "table5_2_xray_periods.csv"}
+ANNUAL_COLUMNS = ["region", "year", "events", "population", "rate", "lower", "upper", "conf_level", "method"]
+PERIOD_COLUMNS = ["region", "period", "events", "population", "rate", "lower", "upper", "ratio", "ratio_lower",
+                  "ratio_upper", "pct_change", "pct_lower", "pct_upper", "reference_period", "conf_level", "method"]
+
+
+def write_rate_tables(out_dir, *, annual: pd.DataFrame | None = None, periods: pd.DataFrame | None = None) -> list:
+    """Write the long-format CSVs of tables 1–2 and 5.1–5.2 under ``out_dir/tables`` (atomically)."""
+    from pathlib import Path
+
+    from lumbarstats import io as _io
+
+    written = []
+    tables = Path(out_dir) / "tables"
+    for df, files, cols in ((annual, ANNUAL_FILES, ANNUAL_COLUMNS), (periods, PERIOD_FILES, PERIOD_COLUMNS)):
+        if df is None:
+            continue
+        for modality, g in df.groupby("modality"):
+            g = g.copy()
+            for c in ("events", "population"):
+                g[c] = g[c].round().astype("int64")
+            written.append(_io.write_csv(g[[c for c in cols if c in g.columns]], tables / files[modality]))
+    return written
