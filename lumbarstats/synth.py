@@ -14,7 +14,7 @@ simulated forward from 31 Dec 2013: each year persons age one year, die (Gompert
 x1.25, women x0.8) or emigrate (1.5 %/year at 18–34, 0.6 % at 35–49, 0.2 % after), and the year's
 18-year-olds and immigrants (ages 18–50) enter so that the adult total follows Denmark's (4.749
 million in 2022 — US Census Bureau IDB, ``population_denmark_2022_by_age_sex.csv`` — growing
-0.65 %/year). Regions follow Statistics Denmark's published shares (``population_regions.csv``,
+0.9 %/year). Regions follow Statistics Denmark's published shares (``population_regions.csv``,
 interpolated between 2019 and 2024), with a younger capital region and older Nordjylland/Sjælland.
 
 *Covariates* come from person-level latent normal variables (Gaussian copula) so that they persist
@@ -78,7 +78,7 @@ TABLE_FILES = {
 }
 
 ADULTS_2022 = 4_748_990  # population_denmark_2022_by_age_sex.csv
-ANNUAL_GROWTH = 0.0065
+ANNUAL_GROWTH = 0.009  # Danish adults grew about 0.9 %/year 2014-2023 (Statistics Denmark FOLK1A)
 MODALITIES = ("MR", "XRAY")
 
 
@@ -87,10 +87,11 @@ class SynthConfig:
     """Tunable constants of the synthetic register (defaults reproduce the report)."""
 
     frailty_variance: float = 1.0      # person-level gamma frailty of imaging (mean 1)
-    repeat_single: float = 0.035       # extra examinations per single-modality episode (Poisson mean)
+    repeat_single_mr: float = 0.005    # extra examinations per single-modality episode (Poisson mean)
+    repeat_single_xray: float = 0.035
     repeat_both: float = 0.16          # extra examinations per modality in a combined episode
     both_share: float = 0.15           # scale of combined X-ray+MR episodes
-    private_mr: tuple = (0.10, 0.16)   # private MR per public MR, 2014 -> 2023 (linear)
+    private_mr: tuple = (0.09, 0.15)   # private MR per public MR, 2014 -> 2023 (linear)
     private_xray: tuple = (0.02, 0.03)
     other_payer: float = 0.006
     ct_per_xray: float = 0.15
@@ -519,8 +520,16 @@ def _draw_dates(rng, n: int, year: int, last_day: np.ndarray) -> np.ndarray:
     if over.any():  # persons leaving during the year: uniform before their exit
         lo = start
         span = np.maximum(last_day[over] - lo, 0)
-        d[over] = lo + (rng.random(over.sum()) * (span + 1)).astype(int)
+        d[over] = _weekday(lo + (rng.random(over.sum()) * (span + 1)).astype(int), lo, last_day[over])
     return d
+
+
+def _weekday(d: np.ndarray, lo, hi) -> np.ndarray:
+    """Move Saturdays to Friday and Sundays to Monday (within [lo, hi]): little elective imaging at weekends."""
+    dow = (d + 3) % 7  # 0 = Monday (1970-01-01 was a Thursday)
+    d = d - (dow == 5) + (dow == 6)
+    d = np.where(d > hi, d - 3, d)
+    return np.clip(d, lo, hi)
 
 
 def _shift_within(d0: np.ndarray, offset: np.ndarray, lo: int, hi: np.ndarray) -> np.ndarray:
@@ -528,7 +537,7 @@ def _shift_within(d0: np.ndarray, offset: np.ndarray, lo: int, hi: np.ndarray) -
     d = d0 + offset
     bad = d > hi
     d[bad] = d0[bad] - offset[bad]
-    return np.clip(d, lo, hi)
+    return _weekday(np.clip(d, lo, hi), lo, hi)
 
 
 # --------------------------------------------------------------------------------------------
@@ -728,8 +737,8 @@ def _write_tables(tmp: Path, dd, cfg: SynthConfig, seed, years, persons, person_
             # combined X-ray+MR episodes and single-modality episodes; expected count = lam
             hm = 2 * lam["MR"] * lam["XRAY"] / np.maximum(lam["MR"] + lam["XRAY"], 1e-300)
             b = cfg.both_share * hm
-            s_mr = np.maximum(lam["MR"] - b * (1 + cfg.repeat_both), 0) / (1 + cfg.repeat_single)
-            s_x = np.maximum(lam["XRAY"] - b * (1 + cfg.repeat_both), 0) / (1 + cfg.repeat_single)
+            s_mr = np.maximum(lam["MR"] - b * (1 + cfg.repeat_both), 0) / (1 + cfg.repeat_single_mr)
+            s_x = np.maximum(lam["XRAY"] - b * (1 + cfg.repeat_both), 0) / (1 + cfg.repeat_single_xray)
             for kind, rate in ((0, s_mr), (1, s_x), (2, b)):
                 k = ex_rng.poisson(rate * fr)
                 who = np.repeat(np.arange(n), k)
@@ -738,7 +747,7 @@ def _write_tables(tmp: Path, dd, cfg: SynthConfig, seed, years, persons, person_
                 d0 = _draw_dates(ex_rng, len(who), year, last[who])
                 pidx = idx[who]
                 episodes.append(np.stack([pidx, d0, np.full(len(who), kind)], axis=1))
-                rep = cfg.repeat_both if kind == 2 else cfg.repeat_single
+                rep = cfg.repeat_both if kind == 2 else cfg.repeat_single_mr if kind == 0 else cfg.repeat_single_xray
                 mods = [0] if kind == 0 else [1] if kind == 1 else [1, 0]  # X-ray first in combined episodes
                 for mi, mod in enumerate(mods):
                     base_day = d0 if mi == 0 else _shift_within(d0, ex_rng.integers(0, 45, len(who)), start, last[who])

@@ -1,0 +1,842 @@
+"""Imaging rates by population group (report chapter 4.2 and section 5.3, tables 5.3/5.4) and payer (box 4.1).
+
+The report's second question is *who* is imaged. This module computes, for the pooled period 2021–2023,
+the rate of publicly financed lumbar MR or X-ray examinations per 1,000 adults in each population group,
+nationally (figures 4.3–4.14) and per region (tables 5.3 and 5.4):
+
+============  =====================  =========================================  ==============
+variable      computed from          population                                 rate
+============  =====================  =========================================  ==============
+age_group     ``age_band`` (7)       all adults                                 crude
+sex           ``sex``                all adults                                 crude
+education     ``education`` (4)      all adults (``unknown`` not reported)      standardized
+employment    ``employment`` (4)     working age 18–64 (``working_age_group``)  standardized
+industry      ``industry`` (DB07 19) employed, working age 18–64                standardized
+cci           ``cci_category`` (4)   all adults                                 standardized
+============  =====================  =========================================  ==============
+
+**Standardization.** Rates of education, employment, industry and CCI groups are directly sex- and
+age-standardized (sex x the seven age bands) to *one* standard population: the national adult
+population pooled over the study years (:func:`lumbarstats.aggregate.default_standard`). For each variable
+the standard is restricted to the sex x age-band strata that occur in that variable's population and the
+weights are renormalized (:func:`restrict_standard`). For employment and industry (working age 18–64) this
+means the standard is the national adult population in the bands 18-29 … 60-69, where the 60-69 band
+carries the weight of the whole 60–69 population although the working-age data contain only ages 60–64:
+employment and industry rates are thus standardized to the *working-age part of the adult standard*, the
+same standard for every employment group, industry and region, so they are comparable with each other but
+not with the all-adult education or CCI rates. Industry is restricted to working age (the report says
+"employed adults"; restricting avoids empty 70+ strata among the employed); pass ``industry_ages=None``
+to :func:`variable_strata` to use all employed adults.
+
+Standardized rates and their gamma intervals (Fay & Feuer 1997) come from
+:func:`lumbarstats.standardize.direct`; crude rates (age group, sex) from
+:func:`lumbarstats.standardize.crude_rate` with the exact Poisson interval (Garwood 1936).
+
+**Persons and disclosure.** Every output row has ``persons`` (distinct persons with at least one counted
+examination in the cell, computed from the person-level data, :func:`cell_persons`) and ``suppress``
+from :func:`lumbarstats.disclosure.flag_small_cells` (fewer than ``min_cell`` persons).
+
+References
+----------
+Benchmarkingenheden, Indenrigs- og Sundhedsministeriet (2024). *Billeddiagnostik af lænderyggen* (May 2024),
+chapters 4–5, tables 5.3–5.4, box 4.1.
+Fay MP, Feuer EJ (1997). Confidence intervals for directly standardized rates: a method based on the gamma
+distribution. *Stat Med* 16:791–801.
+Garwood F (1936). Fiducial limits for the Poisson distribution. *Biometrika* 28:437–442.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lumbarstats import dictionary
+
+__all__ = [
+    "GroupVariable",
+    "REPORT_VARIABLES",
+    "attributed_examinations",
+    "cell_persons",
+    "compare_with_reference",
+    "comparison_summary",
+    "flag_suppress",
+    "group_labels",
+    "group_rates",
+    "modality_label",
+    "payer_shares",
+    "plot_group_rates",
+    "private_rate_trend",
+    "report_group_table",
+    "restrict_standard",
+    "variable_strata",
+    "write_csv_atomic",
+    "write_figure_atomic",
+    "write_report_group_tables",
+]
+
+STRATA = ["sex", "age_band"]
+TABLE_COLUMNS = ["modality", "variable", "group", "region", "rate", "lower", "upper", "standardized",
+                 "events", "persons", "population"]
+EXTRA_COLUMNS = ["group_code", "crude_rate", "conf_level", "method", "suppress"]
+TABLE_FILES = {"MR": "table5_3_mr_groups.csv", "XRAY": "table5_4_xray_groups.csv"}
+
+
+@dataclass(frozen=True)
+class GroupVariable:
+    """How one of the report's group variables is computed.
+
+    name: the report's ``variable`` (tables 5.3/5.4); column: the ``by`` column of
+    :func:`lumbarstats.aggregate.strata_counts`; codelist: code list with labels and order;
+    standardized: sex- and age-standardized (else crude); working_age: restrict to ages 18–64;
+    label_column_da: special Danish label column (falls back to ``label_da``);
+    report_flag: codelist column that must be ``true`` for a group to be reported;
+    exclude: codes never reported (e.g. education ``unknown``); title_da/title_en: headings.
+    """
+
+    name: str
+    column: str
+    codelist: str
+    standardized: bool
+    working_age: bool = False
+    label_column_da: str | None = None
+    report_flag: str | None = None
+    exclude: tuple[str, ...] = ()
+    title_da: str = ""
+    title_en: str = ""
+
+
+REPORT_VARIABLES: dict[str, GroupVariable] = {
+    v.name: v
+    for v in (
+        GroupVariable("age_group", "age_band", "age_band", False, title_da="Aldersgruppe", title_en="Age group"),
+        GroupVariable("sex", "sex", "sex", False, title_da="Køn", title_en="Sex"),
+        GroupVariable("education", "education", "education", True, exclude=("unknown",),
+                      title_da="Uddannelsesbaggrund", title_en="Education"),
+        GroupVariable("employment", "employment", "employment", True, working_age=True,
+                      report_flag="working_age_group", title_da="Beskæftigelsesstatus", title_en="Employment"),
+        GroupVariable("industry", "industry", "industry", True, working_age=True,
+                      label_column_da="report_label_da", report_flag="report_top6",
+                      title_da="Arbejdsmarkedsbranche", title_en="Industry (DB07)"),
+        GroupVariable("cci", "cci_category", "cci_category", True,
+                      title_da="Helbredstilstand (CCI)", title_en="Comorbidity (CCI)"),
+    )
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# small helpers: labels, disclosure, atomic writes, years
+# --------------------------------------------------------------------------------------------------
+def _spec(variable: str) -> GroupVariable:
+    try:
+        return REPORT_VARIABLES[variable]
+    except KeyError:
+        raise KeyError(f"unknown group variable {variable!r}; use one of {list(REPORT_VARIABLES)}") from None
+
+
+def modality_label(modality: str, lang: str = "da") -> str:
+    """The report's name of a modality: ``MR``/``Røntgen`` (da) or ``MRI``/``X-ray`` (en)."""
+    dd = dictionary.load()
+    cl = dd.codelist("modality").set_index("code")
+    if modality not in cl.index:
+        raise ValueError(f"unknown modality {modality!r}; use one of {list(cl.index)}")
+    return str(cl.loc[modality, "report_label_da" if lang == "da" else "label_en"])
+
+
+def group_labels(variable: str, *, modality: str = "MR", lang: str = "da") -> dict[str, str]:
+    """Code -> label of the groups of a report variable, as printed in the report (``lang="da"``).
+
+    Danish labels come from the code lists: ``label_da``, or ``report_label_da`` (industry) and
+    ``label_da_xray`` (employment, X-ray) where the report words them differently.
+    """
+    if lang not in ("da", "en"):
+        raise ValueError(f"lang must be 'da' or 'en', got {lang!r}")
+    spec = _spec(variable)
+    dd = dictionary.load()
+    if lang == "en":
+        return dd.labels(spec.codelist, "en")
+    if variable == "employment" and modality == "XRAY":
+        return dd.labels(spec.codelist, "da", column="label_da_xray")
+    if spec.label_column_da:
+        return dd.labels(spec.codelist, "da", column=spec.label_column_da)
+    return dd.labels(spec.codelist, "da")
+
+
+def _group_order(variable: str) -> dict[str, int]:
+    if variable == "sex":  # the report lists women first
+        return {"F": 0, "M": 1}
+    spec = _spec(variable)
+    cl = dictionary.load().codelist(spec.codelist)
+    if "order" in cl.columns:
+        cl = cl.sort_values("order", kind="stable")
+    return {c: i for i, c in enumerate(cl["code"])}
+
+
+def _reported_codes(variable: str) -> list[str]:
+    spec = _spec(variable)
+    cl = dictionary.load().codelist(spec.codelist)
+    if spec.report_flag:
+        cl = cl[cl[spec.report_flag].str.lower() == "true"]
+    return [c for c in cl["code"] if c not in spec.exclude]
+
+
+def flag_suppress(df: pd.DataFrame, *, count_column: str = "persons", min_cell: int = 5) -> pd.Series:
+    """Boolean ``suppress`` Series: cells computed from fewer than ``min_cell`` persons. The rule itself lives
+    in one place, :func:`lumbarstats.disclosure.flag_small_cells` (zero cells are not flagged there)."""
+    from lumbarstats import disclosure
+
+    flags = disclosure.flag_small_cells(df, count_column, min_cell=min_cell)
+    return pd.Series(np.asarray(flags, dtype=bool), index=df.index, name="suppress")
+
+
+def write_csv_atomic(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write a CSV (UTF-8) atomically: temp file in the same folder, then ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            df.to_csv(fh, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_figure_atomic(fig, path: str | Path, **savefig_kwargs) -> Path:
+    """Save a matplotlib figure atomically (temp file in the same folder, then ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, **{"dpi": 150, "bbox_inches": "tight", **savefig_kwargs})
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _year_range(years) -> tuple[int, int]:
+    """``(2021, 2023)``, ``"2021-2023"`` or a single year -> (first, last)."""
+    if isinstance(years, str):
+        parts = years.replace("–", "-").split("-")
+        try:
+            vals = [int(p) for p in parts if p.strip()]
+        except ValueError:
+            raise ValueError(f"years must look like '2021-2023' or (2021, 2023), got {years!r}") from None
+    elif isinstance(years, (int, np.integer)):
+        vals = [int(years)]
+    else:
+        vals = [int(y) for y in years]
+    if len(vals) == 1:
+        vals = vals * 2
+    if len(vals) != 2 or vals[0] > vals[1]:
+        raise ValueError(f"years must be (first, last) with first <= last, got {years!r}")
+    return vals[0], vals[1]
+
+
+def _region_name_map() -> dict[int, str]:
+    return dictionary.load().region_names()
+
+
+def _region_order() -> dict[str, int]:
+    names = list(_region_name_map().values())
+    order = {n: i for i, n in enumerate(names)}
+    order[dictionary.load().whole_country_name] = len(names)
+    return order
+
+
+def _normalize_regions(regions) -> list[str] | None:
+    """``"all"`` -> None (keep everything); names/codes -> list of short names (``Landsplan`` allowed)."""
+    dd = dictionary.load()
+    if regions is None or (isinstance(regions, str) and regions.casefold() == "all"):
+        return None
+    if isinstance(regions, (str, int, np.integer)):
+        regions = [regions]
+    out = []
+    names = dd.region_names()
+    for r in regions:
+        if isinstance(r, str) and r.casefold() in {dd.whole_country_name.casefold(), "denmark", "hele landet"}:
+            out.append(dd.whole_country_name)
+        else:
+            out.append(names[dd.region_code(r)])
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# standard population
+# --------------------------------------------------------------------------------------------------
+def restrict_standard(standard: pd.DataFrame, strata: pd.DataFrame, *, strata_cols: Sequence[str] = STRATA,
+                      population: str = "population") -> pd.DataFrame:
+    """The standard restricted to the strata present (population > 0) in ``strata``, weights summing to 1.
+
+    Used so that a subgroup defined on part of the age range (working-age employment groups) is
+    standardized to the corresponding part of one common standard population.
+    """
+    strata_cols = list(strata_cols)
+    missing = [c for c in [*strata_cols, "weight"] if c not in standard.columns]
+    if missing:
+        raise KeyError(f"standard population lacks columns {missing}; it needs {strata_cols} + ['weight']")
+    missing = [c for c in [*strata_cols, population] if c not in strata.columns]
+    if missing:
+        raise KeyError(f"strata data lack columns {missing}")
+    std = standard[[*strata_cols, "weight"]].copy()
+    for c in strata_cols:
+        std[c] = std[c].astype(str)
+    present = strata.assign(**{c: strata[c].astype(str) for c in strata_cols})
+    present = present.groupby(strata_cols, observed=True)[population].sum()
+    present = present[present > 0].reset_index()[strata_cols]
+    out = std.merge(present, on=strata_cols, how="inner")
+    if out.empty or out["weight"].sum() <= 0:
+        raise ValueError("the standard population shares no strata (with population > 0) with the data; "
+                         f"check the {strata_cols} codes of both")
+    out["weight"] = out["weight"] / out["weight"].sum()
+    return out.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# rates from aggregated strata
+# --------------------------------------------------------------------------------------------------
+def group_rates(strata: pd.DataFrame, *, variable: str, standard: pd.DataFrame | None = None,
+                by: Sequence[str] = ("region",), group_col: str | None = None, standardized: bool | None = None,
+                per: float = 1000, method: str = "gamma", conf_level: float = 0.95) -> pd.DataFrame:
+    """Rates per ``per`` person-years of each group of ``variable`` (crude or sex- and age-standardized).
+
+    Parameters
+    ----------
+    strata
+        Aggregated counts: ``by`` columns, the group column, ``events``, ``population`` and optionally
+        ``persons``; for standardized rates also ``sex`` and ``age_band``.
+    variable
+        A report variable (``age_group``, ``sex``, ``education``, ``employment``, ``industry``, ``cci``).
+    standard
+        ``sex, age_band, weight`` (e.g. :func:`lumbarstats.aggregate.default_standard`); required for
+        standardized variables. It is restricted to the strata present in ``strata`` and renormalized
+        (:func:`restrict_standard`), the same standard for every group and ``by`` cell.
+    by
+        Cell columns besides the group (default region; pass ``()`` for one national table).
+    standardized
+        Override the report's choice (crude for age group and sex, standardized for the others).
+
+    Returns
+    -------
+    DataFrame with ``by…, variable, group_code, events, persons, population, crude_rate, rate, lower, upper,
+    conf_level, method, standardized, reason``. ``persons`` is the sum over strata of the stratum persons,
+    an upper bound of the distinct persons when a person falls in several strata (use :func:`cell_persons`
+    for the exact count, as :func:`report_group_table` does).
+
+    Standardized rates: :func:`lumbarstats.standardize.direct` (``method``, default the gamma interval of
+    Fay & Feuer 1997). Crude rates: :func:`lumbarstats.standardize.crude_rate` with the exact Poisson
+    interval (Garwood 1936). A cell lacking population in a stratum of the standard gets NaN and a ``reason``.
+    """
+    from lumbarstats import standardize
+
+    spec = _spec(variable)
+    group_col = group_col or spec.column
+    standardized = spec.standardized if standardized is None else bool(standardized)
+    by = list(by)
+    need = [*by, group_col, "events", "population"] + (STRATA if standardized else [])
+    missing = [c for c in need if c not in strata.columns]
+    if missing:
+        raise KeyError(f"group_rates({variable!r}): strata lack columns {missing}; columns are {list(strata.columns)}")
+    if (strata["population"] < 0).any() or (strata["events"] < 0).any():
+        raise ValueError("events and population must be non-negative")
+    data = strata.copy()
+    if "persons" not in data.columns:
+        data["persons"] = np.nan
+    cell = [*by, group_col]
+    data = data[data[group_col].notna()]
+    if standardized:
+        if standard is None:
+            raise ValueError(f"variable {variable!r} is standardized: pass a standard population "
+                             "(sex, age_band, weight), e.g. lumbarstats.aggregate.default_standard(data_dir)")
+        for c in STRATA:
+            data[c] = data[c].astype(str)
+        std = restrict_standard(standard, data)
+        data = data.merge(std[STRATA], on=STRATA, how="inner")  # strata without population anywhere
+        data = data.groupby([*cell, *STRATA], observed=True, as_index=False)[["events", "population", "persons"]].sum(
+            min_count=1)
+        # complete the grid: a stratum missing from a cell has population 0 and `direct` says so in `reason`
+        cells = data[cell].drop_duplicates()
+        grid = cells.merge(std[STRATA], how="cross")
+        data = grid.merge(data, on=[*cell, *STRATA], how="left")
+        data[["events", "population"]] = data[["events", "population"]].fillna(0)
+        res = standardize.direct(data, strata=STRATA, standard=std, events="events", population="population",
+                                 by=cell, per=per, method=method, conf_level=conf_level)
+    else:
+        data = data.groupby(cell, observed=True, as_index=False)[["events", "population", "persons"]].sum(min_count=1)
+        res = standardize.crude_rate(data, events="events", population="population", by=cell, per=per,
+                                     method="exact", conf_level=conf_level)
+        res["crude_rate"] = res["rate"]
+    persons = data.groupby(cell, observed=True)["persons"].sum(min_count=1).rename("persons").reset_index()
+    res = res.merge(persons, on=cell, how="left")
+    res = res.rename(columns={group_col: "group_code"})
+    res.insert(len(by), "variable", variable)
+    res["standardized"] = standardized
+    if "reason" not in res.columns:
+        res["reason"] = ""
+    cols = [*by, "variable", "group_code", "events", "persons", "population", "crude_rate", "rate", "lower",
+            "upper", "conf_level", "method", "standardized", "reason"]
+    for c in cols:
+        if c not in res.columns:
+            res[c] = np.nan
+    return res[cols]
+
+
+# --------------------------------------------------------------------------------------------------
+# from a register directory
+# --------------------------------------------------------------------------------------------------
+def _parquet_source(data_dir, table: str) -> str:
+    base = Path(data_dir)
+    f = base / f"{table}.parquet"
+    if f.is_dir():
+        return str(f / "**" / "*.parquet")
+    if f.exists():
+        return str(f)
+    raise FileNotFoundError(f"no {table}.parquet in register directory {base} (see docs/architecture.md)")
+
+
+def attributed_examinations(data_dir, *, years=(2021, 2023), modalities: Iterable[str] = ("MR", "XRAY"),
+                            payer: str | None = "public", include_related: bool = False) -> pd.DataFrame:
+    """One row per counted examination with the covariates of the person's population row of its year.
+
+    Columns: ``person_id, date, year, modality, payer, region, sex, age, education, employment, industry,
+    cci, age_band, age_group_profile, cci_category``. Examinations without a population row in their year
+    (children, non-residents) are not counted, exactly as in the rates (docs/architecture.md). Counted
+    codes: :meth:`lumbarstats.dictionary.DataDictionary.counted_procedure_codes` (exact codes).
+    """
+    import duckdb
+
+    dd = dictionary.load()
+    first, last = _year_range(years)
+    codes = dd.counted_procedure_codes(include_related=include_related)
+    modalities = list(modalities)
+    unknown = [m for m in modalities if m not in codes]
+    if unknown:
+        raise ValueError(f"unknown modalities {unknown}; use {list(codes)}")
+    pairs = [(m, c) for m in modalities for c in codes[m]]
+    code_filter = " OR ".join("(e.modality = ? AND e.procedure_code = ?)" for _ in pairs)
+    params: list = [p for pair in pairs for p in pair]
+    sql = f"""
+        SELECT e.person_id, CAST(e.date AS DATE) AS date, CAST(year(e.date) AS INTEGER) AS year,
+               e.modality, e.payer, p.region, p.sex, p.age, p.education, p.employment, p.industry, p.cci
+        FROM read_parquet('{_parquet_source(data_dir, "examinations")}') AS e
+        JOIN read_parquet('{_parquet_source(data_dir, "population")}') AS p
+          ON p.person_id = e.person_id AND p.year = year(e.date)
+        WHERE year(e.date) BETWEEN {first} AND {last} AND ({code_filter})
+    """
+    if payer is not None:
+        sql += " AND e.payer = ?"
+        params.append(payer)
+    con = duckdb.connect()
+    try:
+        df = con.execute(sql, params).df()
+    finally:
+        con.close()
+    df["region"] = df["region"].astype(int)
+    df["age_band"] = dd.age_band(df["age"].to_numpy()).astype(str).to_numpy()
+    df["age_group_profile"] = dd.age_group_profile(df["age"].to_numpy()).astype(str).to_numpy()
+    df["cci_category"] = dd.cci_category(df["cci"].to_numpy()).astype(str).to_numpy()
+    return df
+
+
+def _apply_age_restriction(df: pd.DataFrame, ages) -> pd.DataFrame:
+    if ages is None:
+        return df
+    lo, hi = ages
+    return df[(df["age"] >= lo) & (df["age"] <= hi)]
+
+
+def cell_persons(exams: pd.DataFrame, *, variable: str, industry_ages="working") -> pd.DataFrame:
+    """Exact distinct persons per (region, group) and nationally (``Landsplan``) from
+    :func:`attributed_examinations` rows of one modality, with the same age restriction and filters as
+    :func:`variable_strata` (``industry_ages=None``: industry over all employed adults)."""
+    spec = _spec(variable)
+    dd = dictionary.load()
+    restrict = spec.working_age and not (variable == "industry" and industry_ages is None)
+    df = _apply_age_restriction(exams, dd.working_age if restrict else None)
+    df = df[df[spec.column].notna()]
+    if variable == "industry":
+        df = df[df["employment"] == "employed"]
+    names = _region_name_map()
+    reg = df.groupby(["region", spec.column])["person_id"].nunique().rename("persons").reset_index()
+    reg["region"] = reg["region"].astype(int).map(names)
+    nat = df.groupby(spec.column)["person_id"].nunique().rename("persons").reset_index()
+    nat["region"] = dd.whole_country_name
+    out = pd.concat([reg, nat], ignore_index=True).rename(columns={spec.column: "group_code"})
+    out["group_code"] = out["group_code"].astype(str)
+    return out
+
+
+def variable_strata(data_dir, *, variable: str, modality: str = "MR", years=(2021, 2023),
+                    industry_ages="working") -> pd.DataFrame:
+    """Stratum counts for one report variable by region (short names) plus ``Landsplan`` (their sum).
+
+    Uses :func:`lumbarstats.aggregate.strata_counts` (public payer, core codes). Employment (and industry,
+    unless ``industry_ages=None``) is restricted to working age (``dictionary.working_age``); industry to the
+    employed (``employment == "employed"``). Columns: ``region, <group column>, [sex, age_band,] events,
+    persons, population`` (``persons`` of ``Landsplan`` is the sum over regions).
+    """
+    from lumbarstats import aggregate
+
+    spec = _spec(variable)
+    dd = dictionary.load()
+    restrict = spec.working_age and not (variable == "industry" and industry_ages is None)
+    conds = []
+    if restrict:
+        lo, hi = dd.working_age
+        conds.append(f"age BETWEEN {int(lo)} AND {int(hi)}")
+    if variable == "industry":
+        conds.append("employment = 'employed' AND industry IS NOT NULL")
+    cols = list(dict.fromkeys(["region", spec.column] + (STRATA if spec.standardized else [])))
+    sc = aggregate.strata_counts(data_dir, by=cols, modality=modality, payer="public", years=_year_range(years),
+                                 where=" AND ".join(conds) if conds else None)
+    sc = sc.assign(**{c: sc[c].astype(str) for c in cols if c != "region"})
+    sc["region"] = sc["region"].astype(int).map(_region_name_map())
+    nat_keys = [c for c in cols if c != "region"]
+    nat = sc.groupby(nat_keys, observed=True, as_index=False)[["events", "persons", "population"]].sum()
+    nat["region"] = dd.whole_country_name
+    return pd.concat([sc, nat[sc.columns]], ignore_index=True)
+
+
+def _label_table(res: pd.DataFrame, *, variable: str, modality: str, lang: str) -> pd.DataFrame:
+    labels = group_labels(variable, modality=modality, lang=lang)
+    res = res.copy()
+    res["group"] = res["group_code"].map(labels)
+    if res["group"].isna().any():
+        bad = sorted(res.loc[res["group"].isna(), "group_code"].astype(str).unique())
+        raise ValueError(f"{variable}: codes {bad} are not in code list {_spec(variable).codelist!r}")
+    return res
+
+
+def report_group_table(data_dir, *, modality: str = "MR", years=(2021, 2023), regions="all",
+                       variables: Sequence[str] = tuple(REPORT_VARIABLES), lang: str = "da",
+                       industries: str = "report", standard: pd.DataFrame | None = None, min_cell: int = 5,
+                       per: float = 1000, exams: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Tables 5.3 (MR) / 5.4 (X-ray) in long format, the five regions and ``Landsplan`` (figures 4.3–4.14).
+
+    Columns: ``modality, variable, group, region, rate, lower, upper, standardized, events, persons,
+    population`` (+ ``group_code, crude_rate, conf_level, method, suppress``). ``modality`` is the report's
+    label (``MR``/``Røntgen``), ``group`` the report's Danish label (``lang="en"``: English), ``standardized``
+    ``yes``/``no``. ``industries``: ``"report"`` — the report's six most imaged industries (``report_top6``
+    in codelists/industry.csv); ``"top6"`` — the six with the highest national standardized rate in these
+    data; ``"all"`` — all 19 DB07 groups (figures 4.11–4.12). ``persons`` is exact (:func:`cell_persons`);
+    ``suppress`` flags cells from fewer than ``min_cell`` persons. ``standard`` defaults to
+    :func:`lumbarstats.aggregate.default_standard`. See the module docstring for the standardization.
+    """
+    if industries not in ("report", "top6", "all"):
+        raise ValueError(f"industries must be 'report', 'top6' or 'all', got {industries!r}")
+    unknown = [v for v in variables if v not in REPORT_VARIABLES]
+    if unknown:
+        raise KeyError(f"unknown variables {unknown}; use {list(REPORT_VARIABLES)}")
+    dd = dictionary.load()
+    if standard is None and any(REPORT_VARIABLES[v].standardized for v in variables):
+        from lumbarstats import aggregate
+
+        standard = aggregate.default_standard(data_dir)
+    if exams is None:
+        exams = attributed_examinations(data_dir, years=years, modalities=[modality])
+    else:
+        exams = exams[exams["modality"] == modality]
+    keep_regions = _normalize_regions(regions)
+    parts = []
+    for variable in variables:
+        strata = variable_strata(data_dir, variable=variable, modality=modality, years=years)
+        if keep_regions is not None:
+            strata = strata[strata["region"].isin(keep_regions)]
+        res = group_rates(strata, variable=variable, standard=standard, by=["region"], per=per)
+        res["group_code"] = res["group_code"].astype(str)
+        res = res.drop(columns="persons").merge(cell_persons(exams, variable=variable),
+                                                on=["region", "group_code"], how="left")
+        res["persons"] = res["persons"].fillna(0).astype(int)
+        if variable == "industry" and industries != "all":
+            if industries == "report":
+                chosen = _reported_codes("industry")
+            else:
+                nat = res[res["region"] == dd.whole_country_name].sort_values("rate", ascending=False)
+                chosen = list(nat["group_code"].head(6))
+            res = res[res["group_code"].isin(chosen)]
+        elif variable != "industry":
+            res = res[res["group_code"].isin(_reported_codes(variable))]
+        parts.append(_label_table(res, variable=variable, modality=modality, lang=lang))
+    out = pd.concat(parts, ignore_index=True)
+    out["modality"] = modality_label(modality, lang)
+    out["standardized"] = np.where(out["standardized"].astype(bool), "yes", "no")
+    out["suppress"] = flag_suppress(out, min_cell=min_cell)
+    var_order = {v: i for i, v in enumerate(REPORT_VARIABLES)}
+    reg_order = _region_order()
+    out["_v"] = out["variable"].map(var_order)
+    out["_g"] = [_group_order(v).get(g, 99) for v, g in zip(out["variable"], out["group_code"], strict=True)]
+    out["_r"] = out["region"].map(reg_order)
+    out = out.sort_values(["_v", "_g", "_r"]).drop(columns=["_v", "_g", "_r"])
+    return out[TABLE_COLUMNS + EXTRA_COLUMNS].reset_index(drop=True)
+
+
+def write_report_group_tables(data_dir, out_dir, *, years=(2021, 2023), lang: str = "da", min_cell: int = 5,
+                              figures: bool = True) -> dict[str, Path]:
+    """Write ``{out_dir}/tables/table5_3_mr_groups.csv`` and ``table5_4_xray_groups.csv`` (all regions and
+    ``Landsplan``) and, with ``figures``, the national bar charts (report figures 4.3–4.14) under
+    ``{out_dir}/figures/``. Returns the written paths by name."""
+    out_dir = Path(out_dir)
+    written: dict[str, Path] = {}
+    exams = attributed_examinations(data_dir, years=years, modalities=list(TABLE_FILES))
+    fig_no = {"age_group": 3, "sex": 5, "education": 7, "employment": 9, "industry": 11, "cci": 13}
+    for i, modality in enumerate(TABLE_FILES):
+        full = report_group_table(data_dir, modality=modality, years=years, lang=lang, min_cell=min_cell,
+                                  exams=exams, industries="all")
+        reported = (full["variable"] != "industry") | full["group_code"].isin(_reported_codes("industry"))
+        table = full[reported].reset_index(drop=True)
+        written[TABLE_FILES[modality]] = write_csv_atomic(table, out_dir / "tables" / TABLE_FILES[modality])
+        if figures:
+            import matplotlib
+
+            matplotlib.use("Agg", force=False)
+            import matplotlib.pyplot as plt
+
+            national = full[full["region"] == dictionary.load().whole_country_name]
+            for variable, n in fig_no.items():
+                sub = national[national["variable"] == variable]
+                fig, ax = plt.subplots(figsize=(7, 0.45 * len(sub) + 1.5))
+                plot_group_rates(sub, ax=ax)
+                name = f"fig4_{n + i}_{modality.lower()}_{variable}.png"
+                written[name] = write_figure_atomic(fig, out_dir / "figures" / name, dpi=110)
+                plt.close(fig)
+    return written
+
+
+# --------------------------------------------------------------------------------------------------
+# figures
+# --------------------------------------------------------------------------------------------------
+def plot_group_rates(df: pd.DataFrame, ax=None, *, title: str | None = None, show_suppressed: bool = False):
+    """Horizontal bars of ``rate`` per ``group`` with ``lower``–``upper`` interval whiskers (report figures
+    4.3–4.14). ``df``: rows of one variable (from :func:`report_group_table`); several regions are drawn as
+    grouped bars. Suppressed cells (``suppress``) are left out unless ``show_suppressed``. Returns the axes."""
+    import matplotlib.pyplot as plt
+
+    need = ["group", "rate", "lower", "upper"]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise KeyError(f"plot_group_rates needs columns {need}; missing {missing}")
+    if "variable" in df.columns and df["variable"].nunique() > 1:
+        raise ValueError(f"plot one variable at a time; got {sorted(df['variable'].unique())}")
+    data = df.copy()
+    if "suppress" in data.columns and not show_suppressed:
+        data = data[~data["suppress"].astype(bool)]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 0.45 * max(len(data), 1) + 1.5))
+    groups = list(dict.fromkeys(data["group"]))
+    regions = list(dict.fromkeys(data["region"])) if "region" in data.columns else [None]
+    height = 0.8 / len(regions)
+    for j, region in enumerate(regions):
+        sub = data if region is None else data[data["region"] == region]
+        sub = sub.set_index("group").reindex(groups)
+        y = np.arange(len(groups)) + (j - (len(regions) - 1) / 2) * height
+        err = np.vstack([(sub["rate"] - sub["lower"]).to_numpy(), (sub["upper"] - sub["rate"]).to_numpy()])
+        ax.barh(y, sub["rate"], height=height, xerr=err, capsize=2, label=region)
+    ax.set_yticks(np.arange(len(groups)))
+    ax.set_yticklabels(groups)
+    ax.invert_yaxis()
+    std = data["standardized"].iloc[0] if "standardized" in data.columns and len(data) else "no"
+    ax.set_xlabel("Køns- og aldersstandardiseret antal pr. 1.000 voksne" if std in ("yes", True)
+                  else "Antal pr. 1.000 voksne")
+    if len(regions) > 1:
+        ax.legend(fontsize="small")
+    if title is None and len(data):
+        parts = [str(data[c].iloc[0]) for c in ("modality", "variable") if c in data.columns]
+        title = " – ".join(parts)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+# --------------------------------------------------------------------------------------------------
+# payer (box 4.1)
+# --------------------------------------------------------------------------------------------------
+def payer_shares(data_dir, *, years=None, by_region: bool = False, pooled: bool = False,
+                 modalities: Sequence[str] = ("MR", "XRAY"), min_cell: int = 5) -> pd.DataFrame:
+    """Examinations by payer (public/private/other), box 4.1 figure A.
+
+    Returns ``year, region, modality, payer, exams, persons, share_pct, share_within_modality_pct, suppress``:
+    ``share_pct`` is the share of all lumbar MR + X-ray examinations of the year (and region) — the report's
+    "92 pct. public" — and ``share_within_modality_pct`` the share within the modality. ``years`` defaults to
+    the study years; ``pooled=True`` pools them (``year`` then reads e.g. ``"2021-2023"``). ``region`` is
+    ``Landsplan`` unless ``by_region``. ``persons`` is summed over years when pooled (an upper bound).
+    """
+    from lumbarstats import aggregate
+
+    dd = dictionary.load()
+    years = dd.study_years if years is None else years
+    by = ["year", "modality", "payer"] + (["region"] if by_region else [])
+    sc = aggregate.strata_counts(data_dir, by=by, modality=list(modalities), payer=None, years=_year_range(years))
+    sc = sc.rename(columns={"events": "exams"})
+    if by_region:
+        sc["region"] = sc["region"].astype(int).map(_region_name_map())
+    else:
+        sc["region"] = dd.whole_country_name
+    if pooled:
+        a, b = _year_range(years)
+        sc["year"] = f"{a}-{b}"
+    keys = ["year", "region", "modality", "payer"]
+    out = sc.groupby(keys, as_index=False)[["exams", "persons"]].sum()
+    total = out.groupby(["year", "region"])["exams"].transform("sum")
+    mod_total = out.groupby(["year", "region", "modality"])["exams"].transform("sum")
+    out["share_pct"] = 100 * out["exams"] / total.where(total > 0)
+    out["share_within_modality_pct"] = 100 * out["exams"] / mod_total.where(mod_total > 0)
+    out["suppress"] = flag_suppress(out, min_cell=min_cell)
+    return out.sort_values(keys).reset_index(drop=True)
+
+
+def private_rate_trend(data_dir, standard: pd.DataFrame | None = None, *, years=None, payer: str = "private",
+                       modalities: Sequence[str] = ("MR", "XRAY"), per: float = 1000, method: str = "gamma",
+                       min_cell: int = 5) -> pd.DataFrame:
+    """Sex- and age-standardized rate of privately financed examinations per year (box 4.1 figure B).
+
+    Returns ``year, modality, rate, lower, upper, events, persons, population, conf_level, method, suppress``.
+    Standard: ``standard`` or :func:`lumbarstats.aggregate.default_standard`; interval of Fay & Feuer (1997)
+    via :func:`lumbarstats.standardize.direct`.
+    """
+    from lumbarstats import aggregate, standardize
+
+    dd = dictionary.load()
+    years = dd.study_years if years is None else years
+    if standard is None:
+        standard = aggregate.default_standard(data_dir)
+    sc = aggregate.strata_counts(data_dir, by=["year", "modality", *STRATA], modality=list(modalities),
+                                 payer=payer, years=_year_range(years))
+    sc = sc.assign(sex=sc["sex"].astype(str), age_band=sc["age_band"].astype(str))
+    std = restrict_standard(standard, sc)
+    res = standardize.direct(sc, strata=STRATA, standard=std, events="events", population="population",
+                             by=["year", "modality"], per=per, method=method)
+    persons = sc.groupby(["year", "modality"])["persons"].sum().rename("persons").reset_index()
+    res = res.merge(persons, on=["year", "modality"], how="left")
+    res["suppress"] = flag_suppress(res, min_cell=min_cell)
+    cols = ["year", "modality", "rate", "lower", "upper", "events", "persons", "population", "conf_level",
+            "method", "suppress"]
+    return res[cols].sort_values(["modality", "year"]).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# comparison with the published figures
+# --------------------------------------------------------------------------------------------------
+def _reference(name: str) -> pd.DataFrame:
+    path = resources.files("lumbarstats.reference") / name
+    with path.open("r", encoding="utf-8") as fh:
+        return pd.read_csv(fh, keep_default_na=False, na_values=[""])
+
+
+def compare_with_reference(table_df: pd.DataFrame, kind: str = "groups", *, scale: float = 1.0) -> pd.DataFrame:
+    """Published figures beside reproduced ones, with the difference (reproduced − published).
+
+    kind="groups": ``table_df`` from :func:`report_group_table` (Danish labels) against tables 5.3/5.4 —
+    columns ``modality, variable, group, region, published, reproduced, difference, abs_difference``, one row
+    per published cell (reproduced NaN where missing).
+    kind="profiles": ``table_df`` from :func:`lumbarstats.profiles.table4_1_profiles` (national rows) against
+    table 4.1 — per modality and published rank: the published profile and share, the rank and share of that
+    profile in the reproduction, and whether the reproduced profile of that rank is the same.
+    kind="national": ``table_df`` with ``figure, value, period`` (e.g.
+    :func:`lumbarstats.profiles.persons_vs_examinations`) against national_figures.csv — ``relative_difference_pct``;
+    counts (units ``exams``/``persons``) are divided by ``scale`` first (a synthetic register at
+    ``scale=0.05`` holds 5 % of the country; see its metadata.json).
+    Summaries: :func:`comparison_summary`.
+    """
+    if kind == "groups":
+        ref = _reference("table5_3_5_4_groups_by_region.csv").rename(columns={"rate_per_1000": "published"})
+        need = ["modality", "variable", "group", "region", "rate"]
+        missing = [c for c in need if c not in table_df.columns]
+        if missing:
+            raise KeyError(f"compare_with_reference(kind='groups') needs columns {need}; missing {missing}")
+        rep = table_df[need].rename(columns={"rate": "reproduced"})
+        keys = ["modality", "variable", "group", "region"]
+        out = ref[[*keys, "published", "standardized"]].merge(rep, on=keys, how="left")
+        out["difference"] = out["reproduced"] - out["published"]
+        out["abs_difference"] = out["difference"].abs()
+        return out
+    if kind == "profiles":
+        ref = _reference("table4_1_top_profiles.csv").rename(columns={"share_of_use_pct": "published_share"})
+        dims = ["sex", "age_group", "employment", "education", "cci"]
+        need = ["modality", "rank", *dims, "share_pct"]
+        missing = [c for c in need if c not in table_df.columns]
+        if missing:
+            raise KeyError(f"compare_with_reference(kind='profiles') needs columns {need}; missing {missing}")
+        rep = table_df
+        if "region" in rep.columns:
+            rep = rep[rep["region"] == dictionary.load().whole_country_name]
+        rep = rep[["modality", "rank", *dims, "share_pct"]]
+        by_profile = ref.merge(rep.rename(columns={"rank": "reproduced_rank", "share_pct": "reproduced_share"}),
+                               on=["modality", *dims], how="left")
+        same_rank = ref[["modality", "rank", *dims]].merge(rep[["modality", "rank", *dims]], on=["modality", "rank"],
+                                                          how="left", suffixes=("", "_reproduced"))
+        same = np.logical_and.reduce([same_rank[d] == same_rank[f"{d}_reproduced"] for d in dims])
+        by_profile = by_profile.merge(same_rank[["modality", "rank"]].assign(same_profile_at_rank=same),
+                                      on=["modality", "rank"], how="left")
+        by_profile["difference"] = by_profile["reproduced_share"] - by_profile["published_share"]
+        by_profile["abs_difference"] = by_profile["difference"].abs()
+        return by_profile
+    if kind == "national":
+        ref = _reference("national_figures.csv").rename(columns={"value": "published"})
+        need = ["figure", "value", "period"]
+        missing = [c for c in need if c not in table_df.columns]
+        if missing:
+            raise KeyError(f"compare_with_reference(kind='national') needs columns {need}; missing {missing}")
+        if not scale > 0:
+            raise ValueError(f"scale must be positive, got {scale!r}")
+        rep = table_df[need].rename(columns={"value": "reproduced"}).assign(period=lambda d: d["period"].astype(str))
+        ref = ref.assign(period=ref["period"].astype(str))
+        out = rep.merge(ref[["figure", "period", "published", "unit"]], on=["figure", "period"], how="inner")
+        counts = out["unit"].isin(["exams", "persons"])
+        out["reproduced"] = np.where(counts, out["reproduced"] / scale, out["reproduced"])
+        out["difference"] = out["reproduced"] - out["published"]
+        out["relative_difference_pct"] = 100 * out["difference"] / out["published"]
+        return out
+    raise ValueError(f"kind must be 'groups', 'profiles' or 'national', got {kind!r}")
+
+
+def comparison_summary(comparison: pd.DataFrame, kind: str = "groups", *, mad_limit: float = 1.5,
+                       rho_limit: float = 0.95, share_limit: float = 1.5, relative_limit_pct: float = 5.0
+                       ) -> pd.DataFrame:
+    """Acceptance statistics of a :func:`compare_with_reference` result, one row per modality (and overall).
+
+    groups: ``n_cells, n_missing, mad`` (mean absolute difference per 1,000), ``max_abs_difference``,
+    ``spearman`` (rank correlation over cells) and ``passes`` (mad <= ``mad_limit`` and spearman >= ``rho_limit``).
+    profiles: ``n_same_profiles`` (published top profiles found in the reproduced top five),
+    ``max_abs_difference`` of shares and ``passes`` (all five found, all within ``share_limit`` points).
+    national: ``max_abs_relative_difference_pct`` and ``passes`` (within ``relative_limit_pct``).
+    """
+    from scipy import stats
+
+    rows = []
+    if kind == "groups":
+        for mod, sub in [*comparison.groupby("modality", sort=False), ("all", comparison)]:
+            ok = sub.dropna(subset=["reproduced", "published"])
+            rho = stats.spearmanr(ok["published"], ok["reproduced"]).statistic if len(ok) > 2 else np.nan
+            mad = ok["abs_difference"].mean() if len(ok) else np.nan
+            rows.append({"modality": mod, "n_cells": len(sub), "n_missing": len(sub) - len(ok), "mad": mad,
+                         "max_abs_difference": ok["abs_difference"].max() if len(ok) else np.nan,
+                         "spearman": rho,
+                         "passes": bool(len(ok) == len(sub) and mad <= mad_limit and rho >= rho_limit)})
+    elif kind == "profiles":
+        for mod, sub in comparison.groupby("modality", sort=False):
+            found = sub["reproduced_rank"].le(5) & sub["reproduced_rank"].notna()
+            maxdiff = sub["abs_difference"].max()
+            rows.append({"modality": mod, "n_profiles": len(sub), "n_same_profiles": int(found.sum()),
+                         "n_same_rank": int(sub["same_profile_at_rank"].fillna(False).astype(bool).sum()),
+                         "max_abs_difference": maxdiff,
+                         "passes": bool(found.all() and maxdiff <= share_limit)})
+    elif kind == "national":
+        rel = comparison["relative_difference_pct"].abs()
+        rows.append({"n_figures": len(comparison), "max_abs_relative_difference_pct": rel.max(),
+                     "passes": bool(len(comparison) > 0 and (rel <= relative_limit_pct).all())})
+    else:
+        raise ValueError(f"kind must be 'groups', 'profiles' or 'national', got {kind!r}")
+    return pd.DataFrame(rows)
