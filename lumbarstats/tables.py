@@ -1,0 +1,1075 @@
+"""Publication tables: Word (.docx), Excel (.xlsx), HTML and LaTeX, with disclosure control by default.
+
+Tables look like the report's (Benchmarking Unit, May 2024): a numbered title, the table, a note
+(``Anm.:``/``Note:``), a source line (``Kilde:``/``Source:``) and a provenance footer (package version,
+data source and its SHA-256, period, standard population, interval method, parameters, date).
+Numbers are formatted the Danish way by default (``14,7``, ``408.300``, ``39 pct.``); ``lang="en"``
+gives ``14.7``, ``408,300``, ``39%`` and English labels. Column and code labels come from the data
+dictionary (``ls.dictionary.load()``).
+
+Every exported table passes :func:`lumbarstats.disclosure.suppress` first (``disclosure=True``,
+``min_cell=5``): cells with fewer than ``min_cell`` persons — and the cells they could be computed
+from — show ``–`` and a footnote explains why. Files are written atomically (a temporary file in the
+same folder, then ``os.replace``), and all formats are rendered in memory before the first file is
+written, so an error leaves no half-written table behind.
+
+Usage::
+
+    import lumbarstats as ls
+    spec = ls.tables.TableSpec(title="MR pr. 1.000 voksne", source="Danmarks Statistik og egne beregninger",
+                               provenance=ls.tables.Provenance(data_source="data/synthetic", period="2014-2023"))
+    ls.tables.export(df, "output/tables/mr", spec)                     # docx, xlsx, html, tex
+    ls.tables.export_report_table("table1", long_df, "output/tables")  # the report's layout (templates/)
+
+Templates for the report's tables live in ``templates/*.yaml`` (installed as
+``lumbarstats.templates``); edit a copy and pass its path as ``name``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from lumbarstats import __version__
+from lumbarstats import dictionary as dictionary_mod
+from lumbarstats import disclosure as disclosure_mod
+
+__all__ = [
+    "FORMATS",
+    "Provenance",
+    "TableSpec",
+    "data_hash",
+    "format_number",
+    "format_percent",
+    "column_label",
+    "code_labels",
+    "render",
+    "export",
+    "list_templates",
+    "load_template",
+    "from_template",
+    "export_report_table",
+]
+
+FORMATS = ("docx", "xlsx", "html", "tex")
+LANGS = ("da", "en")
+Text = str | Mapping[str, str]
+
+_WORDS = {
+    "da": {"note": "Anm.", "source": "Kilde", "table": "Tabel", "provenance": "Dokumentation", "data": "Data",
+           "period": "Periode", "standard": "Standardpopulation", "method": "Metode", "parameters": "Parametre",
+           "date": "Dato", "percent": " pct."},
+    "en": {"note": "Note", "source": "Source", "table": "Table", "provenance": "Provenance", "data": "Data",
+           "period": "Period", "standard": "Standard population", "method": "Method", "parameters": "Parameters",
+           "date": "Date", "percent": "%"},
+}
+
+# Labels of result columns that are not variables of the data dictionary.
+_RESULT_LABELS: dict[str, dict[str, str]] = {
+    **disclosure_mod.COUNT_COLUMN_LABELS,
+    "rate": {"da": "Pr. 1.000 voksne", "en": "Per 1,000 adults"},
+    "lower": {"da": "95 %-KI, nedre", "en": "95% CI, lower"},
+    "upper": {"da": "95 %-KI, øvre", "en": "95% CI, upper"},
+    "conf_level": {"da": "Konfidensniveau", "en": "Confidence level"},
+    "method": {"da": "Metode", "en": "Method"},
+    "pct_change": {"da": "Ændring i pct.", "en": "Change (%)"},
+    "pct_lower": {"da": "Ændring, 95 %-KI, nedre", "en": "Change, 95% CI, lower"},
+    "pct_upper": {"da": "Ændring, 95 %-KI, øvre", "en": "Change, 95% CI, upper"},
+    "share_pct": {"da": "Andel af forbruget", "en": "Share of use"},
+    "region": {"da": "Region", "en": "Region"},
+    "period": {"da": "Periode", "en": "Period"},
+    "group": {"da": "Gruppe", "en": "Group"},
+    "variable": {"da": "Variabel", "en": "Variable"},
+    "rank": {"da": "Rang", "en": "Rank"},
+    "standardized": {"da": "Standardiseret", "en": "Standardized"},
+    "population": {"da": "Befolkning (person-år)", "en": "Population (person-years)"},
+}
+_INTEGER_COLUMNS = {*disclosure_mod.COUNT_COLUMN_NAMES, "population"}
+_PERCENT_COLUMNS = {"pct_change", "pct_lower", "pct_upper", "share_pct"}
+_KEY_LIKE = {"year", "month", "quarter", "rank", "period", "week"}
+# Column name -> code list whose labels replace the codes.
+_CODELIST_FOR_COLUMN = {
+    "sex": "sex", "education": "education", "employment": "employment", "industry": "industry",
+    "cci_category": "cci_category", "age_band": "age_band", "modality": "modality", "payer": "payer",
+    "age_group_profile": "age_group_profile", "education_profile": "education_profile",
+    "employment_profile": "employment_profile", "exit_type": "exit_type",
+}
+
+
+# ------------------------------------------------------------------------------------------------
+# numbers
+# ------------------------------------------------------------------------------------------------
+def _check_lang(lang: str) -> str:
+    if lang not in LANGS:
+        raise ValueError(f"lang must be one of {LANGS}, got {lang!r}")
+    return lang
+
+
+def format_number(x, decimals: int = 1, lang: str = "da", thousands: bool = True) -> str:
+    """A number as published: ``14,7`` / ``408.300`` (Danish) or ``14.7`` / ``408,300`` (``lang="en"``).
+
+    Rounds half away from zero on the shortest decimal representation (14.65 -> ``14,7``), as
+    tables are read by people; missing values give ``""``.
+    """
+    _check_lang(lang)
+    if decimals < 0 or int(decimals) != decimals:
+        raise ValueError(f"decimals must be a whole number >= 0, got {decimals!r}")
+    if x is None or x is pd.NA or (isinstance(x, (float, np.floating)) and np.isnan(x)):
+        return ""
+    try:
+        d = Decimal(repr(float(x)))
+    except (TypeError, ValueError):
+        raise ValueError(f"cannot format {x!r} as a number") from None
+    if not d.is_finite():
+        raise ValueError(f"cannot format non-finite number {x!r}")
+    q = d.quantize(Decimal(1).scaleb(-int(decimals)), rounding=ROUND_HALF_UP)
+    if q == 0:
+        q = abs(q)
+    s = f"{abs(q):,.{int(decimals)}f}" if thousands else f"{abs(q):.{int(decimals)}f}"
+    if lang == "da":
+        s = s.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
+    return ("-" if q < 0 else "") + s
+
+
+def format_percent(x, decimals: int = 0, lang: str = "da") -> str:
+    """Percentage points as published: ``39 pct.`` (Danish) or ``39%`` (English); 39 means 39 %."""
+    s = format_number(x, decimals, lang)
+    return s + _WORDS[lang]["percent"] if s else ""
+
+
+def _excel_format(decimals: int, percent: bool, lang: str) -> str:
+    """Excel number format; Excel shows the decimal/thousands marks of the reader's locale (14,7 in Danish)."""
+    base = "#,##0" + ("." + "0" * decimals if decimals else "")
+    if percent:
+        return base + ('" pct."' if lang == "da" else '"%"')
+    return base
+
+
+# ------------------------------------------------------------------------------------------------
+# provenance
+# ------------------------------------------------------------------------------------------------
+def data_hash(source: str | Path | Sequence[str | Path], length: int = 12) -> str:
+    """Short SHA-256 of the data behind a table.
+
+    ``source`` is a file, a folder (every file below it, with its relative path, in sorted order), a
+    list of those, or a string that is not an existing path (hashed as text, e.g. a query or a run id).
+    """
+    h = hashlib.sha256()
+
+    def add_file(p: Path, name: str) -> None:
+        h.update(name.encode("utf-8") + b"\x00")
+        with open(p, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+
+    items = [source] if isinstance(source, (str, Path)) else list(source)
+    if not items:
+        raise ValueError("data_hash needs at least one file, folder or string")
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            for f in sorted(q for q in p.rglob("*") if q.is_file()):
+                add_file(f, f.relative_to(p).as_posix())
+        elif p.is_file():
+            add_file(p, p.name)
+        elif isinstance(item, Path):
+            raise FileNotFoundError(f"data source {item} does not exist")
+        else:
+            h.update(str(item).encode("utf-8") + b"\x00")
+    return h.hexdigest()[:length]
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What a table was made from, printed in its footer."""
+
+    data_source: str = ""
+    data_hash: str | None = None
+    period: str | None = None
+    standard: str | None = None
+    method: str | None = None
+    parameters: Mapping[str, object] = field(default_factory=dict)
+    version: str = __version__
+    created: str = field(default_factory=lambda: date.today().isoformat())
+
+    @classmethod
+    def from_source(cls, source: str | Path | Sequence[str | Path], **kwargs) -> Provenance:
+        """Provenance with ``data_hash`` computed from the source files (see :func:`data_hash`)."""
+        label = kwargs.pop("data_source", None) or (str(source) if isinstance(source, (str, Path)) else
+                                                   ", ".join(str(s) for s in source))
+        return cls(data_source=label, data_hash=data_hash(source), **kwargs)
+
+    def text(self, lang: str = "da") -> str:
+        w = _WORDS[_check_lang(lang)]
+        parts = [f"lumbarstats {self.version}"]
+        if self.data_source or self.data_hash:
+            src = self.data_source or "?"
+            parts.append(f"{w['data']}: {src}" + (f" (SHA-256 {self.data_hash})" if self.data_hash else ""))
+        for key in ("period", "standard", "method"):
+            if getattr(self, key):
+                parts.append(f"{w[key]}: {getattr(self, key)}")
+        if self.parameters:
+            parts.append(f"{w['parameters']}: " + ", ".join(f"{k}={v}" for k, v in self.parameters.items()))
+        parts.append(f"{w['date']}: {self.created}")
+        return f"{w['provenance']}: " + "; ".join(parts)
+
+
+# ------------------------------------------------------------------------------------------------
+# labels
+# ------------------------------------------------------------------------------------------------
+def _pick(text: Text | None, lang: str) -> str | None:
+    if text is None:
+        return None
+    if isinstance(text, str):
+        return text
+    if lang in text and text[lang] is not None:
+        return str(text[lang])
+    return str(text.get("da", next(iter(text.values()))))
+
+
+def column_label(name: str, lang: str = "da", dd=None) -> str:
+    """Published label of a column: result columns (rate, persons, …), then the data dictionary."""
+    _check_lang(lang)
+    if name in _RESULT_LABELS:
+        return _RESULT_LABELS[name][lang]
+    dd = dd or dictionary_mod.load()
+    spec = dd.spec
+    for table in spec.get("tables", {}).values():
+        col = table.get("columns", {}).get(name)
+        if col and col.get(f"label_{lang}"):
+            return str(col[f"label_{lang}"])
+    derived = spec.get("derived", {})
+    target = spec.get("report_variables", {}).get(name, name)
+    for key in (name, target):
+        if key in derived and derived[key].get(f"label_{lang}"):
+            return str(derived[key][f"label_{lang}"])
+    return str(name)
+
+
+def code_labels(codelist: str, lang: str = "da", column: str | None = None, dd=None) -> dict:
+    """Mapping from every known spelling of a code (code, Danish labels) to its published label.
+
+    ``column`` picks a Danish label column (``report_label_da``, ``label_da_xray``, ``label_da_profile``);
+    ``codelist="region"`` maps codes and names to the short names (Danish) or English labels, and the
+    whole country (``Landsplan``) likewise.
+    """
+    _check_lang(lang)
+    dd = dd or dictionary_mod.load()
+    cl = dd.codelist(codelist)
+    out: dict = {}
+    if codelist == "region":
+        wc = dd.spec["whole_country"]
+        target = cl["name"] if lang == "da" else cl["label_en"]
+        for col in ("code", "name", "label_da", "label_en"):
+            for k, v in zip(cl[col], target, strict=True):
+                out[k] = v
+                out[str(k)] = v
+        wc_label = wc["name"] if lang == "da" else wc["label_en"]
+        for k in (wc["code"], str(wc["code"]), wc["name"], wc["label_da"], wc["label_en"]):
+            out[k] = wc_label
+        return out
+    if lang == "en":
+        target_col = "label_en"
+    else:
+        target_col = column if column else "label_da"
+        if target_col not in cl.columns:
+            raise KeyError(f"code list {codelist!r} has no column {target_col!r}; columns: {list(cl.columns)}")
+    target = [t if t else base for t, base in zip(cl[target_col], cl["label_da" if lang == "da" else "label_en"],
+                                                  strict=True)]
+    spellings = ["code"] + [c for c in cl.columns if c.startswith(("label_", "report_label_"))]
+    for col in spellings:
+        for k, v in zip(cl[col], target, strict=True):
+            if k != "" and k not in out:
+                out[k] = v
+    return out
+
+
+def _codelist_spec(spec: str | None) -> tuple[str, str | None] | None:
+    if not spec:
+        return None
+    name, _, col = str(spec).partition(":")
+    return name, (col or None)
+
+
+def _label_values(values: pd.Series, codelist: str | None, lang: str, dd) -> pd.Series:
+    cs = _codelist_spec(codelist)
+    if cs is None:
+        return values.astype(object)
+    mapping = code_labels(cs[0], lang, cs[1], dd)
+    return values.map(lambda v: mapping.get(v, mapping.get(str(v), v)) if pd.notna(v) else v)
+
+
+# ------------------------------------------------------------------------------------------------
+# the table model every writer draws
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class _Cell:
+    text: str
+    value: float | None = None
+    excel_format: str | None = None
+    hidden: bool = False
+
+
+@dataclass
+class _Model:
+    heading: str | None
+    header: list[str]
+    body: list[tuple[str, object]]  # ("group", label) or ("row", list[_Cell])
+    numeric: list[bool]
+    notes: list[str]
+    source: str | None
+    provenance: str | None
+    stub: bool = True
+    sheet: str = "Tabel"
+    lang: str = "da"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """How a result DataFrame is published.
+
+    ``columns`` chooses and orders the columns (mapping column -> label, ``None`` for the dictionary
+    label); ``decimals`` per column (default 1, 0 for counts and population); ``percent`` columns hold
+    percentage points (``pct.``/``%``); ``code_labels`` maps a column to a code list (``"industry"`` or
+    ``"industry:report_label_da"``) whose labels replace codes; ``group_by`` makes row groups (section
+    headings) from a column; ``label`` numbers the table (``Tabel 1``). Text fields take a string or
+    ``{"da": ..., "en": ...}``.
+    """
+
+    title: Text | None = None
+    note: Text | None = None
+    source: Text | None = None
+    label: Text | None = None
+    columns: Mapping[str, Text | None] | Sequence[str] | None = None
+    decimals: Mapping[str, int] = field(default_factory=dict)
+    percent: Sequence[str] = ()
+    code_labels: Mapping[str, str] = field(default_factory=dict)
+    group_by: str | None = None
+    stub: bool = True
+    provenance: Provenance | None = None
+    sheet: str | None = None
+
+
+def _heading(spec_label, title, lang) -> str | None:
+    lab, tit = _pick(spec_label, lang), _pick(title, lang)
+    if lab and tit:
+        return f"{lab}. {tit}"
+    return lab or tit
+
+
+def _notes(note_text: str | None, disclosure_text: str | None, lang: str) -> list[str]:
+    parts = [t.strip() for t in (note_text, disclosure_text) if t]
+    return [f"{_WORDS[lang]['note']}: " + " ".join(parts)] if parts else []
+
+
+def _value_cell(v, *, hidden: bool, decimals: int, percent: bool, lang: str) -> _Cell:
+    if hidden:
+        return _Cell(disclosure_mod.SUPPRESSED_MARKER, hidden=True)
+    if v is None or v is pd.NA or (isinstance(v, (float, np.floating)) and np.isnan(v)):
+        return _Cell("")
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        return _Cell(str(v))
+    text = format_percent(v, decimals, lang) if percent else format_number(v, decimals, lang)
+    return _Cell(text, float(v), _excel_format(decimals, percent, lang))
+
+
+def _default_decimals(col: str, series: pd.Series) -> int:
+    if col in _INTEGER_COLUMNS or pd.api.types.is_integer_dtype(series):
+        return 0
+    if col in _PERCENT_COLUMNS:
+        return 0 if col == "pct_change" else 1
+    return 1
+
+
+def _apply_disclosure(df: pd.DataFrame, *, disclosure: bool, min_cell: int, count_column: str | None,
+                      group_totals, keys=None, count_columns=None):
+    """(table, mask, note-or-None) after suppression; raises if the table has no count to check."""
+    if not disclosure:
+        return df, pd.Series(False, index=df.index), None
+    if count_columns is None:
+        count_columns = [c for c in df.columns if str(c).casefold() in disclosure_mod.COUNT_COLUMN_NAMES]
+    if count_column is not None and count_column in df.columns and count_column not in count_columns:
+        count_columns = [count_column, *count_columns]
+    if not count_columns:
+        raise ValueError(
+            f"disclosure control is on, but the table has no count column (one of "
+            f"{list(disclosure_mod.COUNT_COLUMN_NAMES)}); columns: {list(df.columns)}. Keep the persons/events "
+            "counts in the table, or pass disclosure=False for figures that describe no persons (e.g. the "
+            "report's published numbers)."
+        )
+    rule = count_column if count_column in count_columns else None
+    res = disclosure_mod.suppress(df, count_columns=count_columns, min_cell=min_cell, group_totals=group_totals,
+                                  keys=keys, rule_column=rule)
+    note = res.note if res.mask.any() else None
+    return res.table, res.mask, note
+
+
+def _model_from_frame(df: pd.DataFrame, spec: TableSpec, lang: str, mask: pd.Series, note_fn) -> _Model:
+    dd = dictionary_mod.load()
+    if spec.columns is None:
+        cols = [c for c in df.columns if c != spec.group_by]
+        labels = {c: None for c in cols}
+    elif isinstance(spec.columns, Mapping):
+        cols, labels = list(spec.columns), dict(spec.columns)
+    else:
+        cols, labels = list(spec.columns), {c: None for c in spec.columns}
+    missing = [c for c in cols + ([spec.group_by] if spec.group_by else []) if c not in df.columns]
+    if missing:
+        raise KeyError(f"columns {missing} not in table; columns: {list(df.columns)}")
+    header = [_pick(labels.get(c), lang) or column_label(c, lang, dd) for c in cols]
+    shown = df.copy()
+    for c in {*cols, *([spec.group_by] if spec.group_by else [])}:
+        cl = spec.code_labels.get(c) or ("region" if c == "region" else _CODELIST_FOR_COLUMN.get(c))
+        if cl and not pd.api.types.is_float_dtype(shown[c]):
+            shown[c] = _label_values(shown[c], cl, lang, dd)
+    numeric = []
+    for c in cols:
+        s = df[c]
+        numeric.append(bool(pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+                            and c not in _KEY_LIKE))
+    hidden_cols = {c for c in cols if c not in _KEY_LIKE and (
+        pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]))}
+    body: list[tuple[str, object]] = []
+    current = object()
+    for idx, row in shown.iterrows():
+        if spec.group_by is not None and row[spec.group_by] != current:
+            current = row[spec.group_by]
+            body.append(("group", str(current)))
+        cells = []
+        for c, is_num in zip(cols, numeric, strict=True):
+            v = row[c]
+            if is_num:
+                cells.append(_value_cell(v, hidden=bool(mask.get(idx, False)) and c in hidden_cols,
+                                         decimals=int(spec.decimals.get(c, _default_decimals(c, df[c]))),
+                                         percent=c in spec.percent or c in _PERCENT_COLUMNS, lang=lang))
+            else:
+                if bool(mask.get(idx, False)) and c in hidden_cols:
+                    cells.append(_Cell(disclosure_mod.SUPPRESSED_MARKER, hidden=True))
+                else:
+                    cells.append(_Cell("" if v is None or (isinstance(v, float) and np.isnan(v)) else
+                                       (str(int(v)) if isinstance(v, (float, np.floating)) and float(v).is_integer()
+                                        else str(v))))
+        body.append(("row", cells))
+    prov = spec.provenance.text(lang) if spec.provenance else None
+    src = _pick(spec.source, lang)
+    return _Model(heading=_heading(spec.label, spec.title, lang), header=header, body=body, numeric=numeric,
+                  notes=_notes(_pick(spec.note, lang), note_fn(lang) if note_fn else None, lang),
+                  source=f"{_WORDS[lang]['source']}: {src}" if src else None, provenance=prov,
+                  stub=spec.stub, sheet=spec.sheet or _WORDS[lang]["table"], lang=lang)
+
+
+# ------------------------------------------------------------------------------------------------
+# writers
+# ------------------------------------------------------------------------------------------------
+def _gt(model: _Model, table_id: str | None = None):
+    import great_tables as gt
+
+    ids = [f"c{i}" for i in range(len(model.header))]
+    records, groups = [], []
+    group = None
+    for kind, content in model.body:
+        if kind == "group":
+            group = content
+            continue
+        records.append([c.text for c in content])
+        groups.append(group)
+    frame = pd.DataFrame(records, columns=ids) if records else pd.DataFrame(columns=ids)
+    has_groups = any(g is not None for g in groups)
+    if has_groups:
+        frame["_group"] = [g or "" for g in groups]
+    stub = ids[0] if model.stub and ids else None
+    table = gt.GT(frame, rowname_col=stub, groupname_col="_group" if has_groups else None, auto_align=False,
+                  id=table_id)
+    if model.heading:
+        table = table.tab_header(title=model.heading)
+    labels = {i: h for i, h in zip(ids, model.header, strict=True) if i != stub}
+    if labels:
+        table = table.cols_label(**labels)
+    if stub:
+        table = table.tab_stubhead(label=model.header[0])
+    right = [i for i, num in zip(ids, model.numeric, strict=True) if num and i != stub]
+    left = [i for i, num in zip(ids, model.numeric, strict=True) if not num and i != stub]
+    if right:
+        table = table.cols_align("right", columns=right)
+    if left:
+        table = table.cols_align("left", columns=left)
+    for line in [*model.notes, model.source, model.provenance]:
+        if line:
+            table = table.tab_source_note(line)
+    return table
+
+
+def _html_bytes(model: _Model, table_id: str) -> bytes:
+    body = _gt(model, table_id).as_raw_html(make_page=False)
+    lang = model.lang
+    title = model.heading or ""
+    page = (f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n'
+            f"<title>{_html_escape(title)}</title>\n</head>\n<body>\n{body}\n</body>\n</html>\n")
+    return page.encode("utf-8")
+
+
+def _html_escape(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _tex_bytes(model: _Model) -> bytes:
+    tex = _gt(model).as_latex()
+    header = ("% Written by lumbarstats; needs \\usepackage{booktabs,caption} and UTF-8 input.\n")
+    return (header + tex + "\n").encode("utf-8")
+
+
+def _docx_bytes(model: _Model) -> bytes:
+    import docx
+    from docx.enum.section import WD_ORIENT
+    from docx.enum.table import WD_TABLE_ALIGNMENT
+    from docx.enum.text import WD_ALIGN_PARAGRAPH
+    from docx.oxml import OxmlElement
+    from docx.oxml.ns import qn
+    from docx.shared import Cm, Pt, RGBColor
+
+    doc = docx.Document()
+    normal = doc.styles["Normal"]
+    normal.font.name = "Calibri"
+    normal.font.size = Pt(10)
+    ncol = len(model.header)
+    section = doc.sections[0]
+    if ncol > 7:
+        section.orientation = WD_ORIENT.LANDSCAPE
+        section.page_width, section.page_height = section.page_height, section.page_width
+    for side in ("left_margin", "right_margin"):
+        setattr(section, side, Cm(2))
+    doc.core_properties.title = model.heading or ""
+    doc.core_properties.author = f"lumbarstats {__version__}"
+
+    if model.heading:
+        p = doc.add_paragraph()
+        run = p.add_run(model.heading)
+        run.bold = True
+        run.font.size = Pt(11)
+
+    n_rows = 1 + len(model.body)
+    table = doc.add_table(rows=n_rows, cols=ncol)
+    table.alignment = WD_TABLE_ALIGNMENT.CENTER
+
+    def border(element, edges: dict[str, str]):
+        tag = "w:tblBorders" if element.tag == qn("w:tblPr") else "w:tcBorders"
+        borders = element.find(qn(tag))
+        if borders is None:
+            borders = OxmlElement(tag)
+            element.append(borders)
+        for edge, val in edges.items():
+            el = OxmlElement(f"w:{edge}")
+            el.set(qn("w:val"), val)
+            if val != "nil":
+                el.set(qn("w:sz"), "8")
+                el.set(qn("w:color"), "000000")
+            borders.append(el)
+
+    border(table._tbl.tblPr, {"top": "single", "bottom": "single", "left": "nil", "right": "nil",
+                              "insideH": "nil", "insideV": "nil"})
+
+    # column widths: value columns get the width of their longest word (a region name, a number), the
+    # stub as much of the rest as its labels need; spare width goes to the value columns
+    usable = int(section.page_width - section.left_margin - section.right_margin)
+    rows_text = [[c.text for c in content] for kind, content in model.body if kind == "row"]
+    first = 1 if model.stub else 0
+    n_other = max(ncol - first, 1)
+    longest_word = max([len(w) for h in model.header[first:] for w in h.split()] +
+                       [len(r[j]) for r in rows_text for j in range(first, ncol)] + [3])
+    other_min = int(Cm(0.21 * longest_word + 0.45))  # 9 pt bold, plus cell padding
+    if model.stub:
+        stub_chars = max([len(model.header[0])] + [len(r[0]) for r in rows_text])
+        stub_w = max(min(int(Cm(0.2 * stub_chars + 0.5)), usable - n_other * other_min), int(Cm(2.5)))
+    else:
+        stub_w = 0
+    other_w = max(int((usable - stub_w) / n_other), int(Cm(1.0)))
+    widths = [stub_w if (j == 0 and model.stub) else other_w for j in range(ncol)]
+    table.autofit = False
+    for j, col in enumerate(table.columns):  # the grid (LibreOffice) and each cell (Word)
+        col.width = widths[j]
+    for row in table.rows:
+        for j, cell in enumerate(row.cells):
+            cell.width = widths[j]
+
+    def write(cell, text, *, bold=False, italic=False, right=False):
+        cell.text = ""
+        p = cell.paragraphs[0]
+        p.paragraph_format.space_after = Pt(1)
+        p.paragraph_format.space_before = Pt(1)
+        run = p.add_run(text)
+        run.bold, run.italic = bold, italic
+        run.font.size = Pt(9)
+        if right:
+            p.alignment = WD_ALIGN_PARAGRAPH.RIGHT
+
+    for j, h in enumerate(model.header):
+        c = table.rows[0].cells[j]
+        write(c, h, bold=True, right=model.numeric[j] and j > 0)
+        border(c._tc.get_or_add_tcPr(), {"bottom": "single"})
+    for i, (kind, content) in enumerate(model.body, start=1):
+        cells = table.rows[i].cells
+        if kind == "group":
+            merged = cells[0].merge(cells[-1]) if ncol > 1 else cells[0]
+            write(merged, str(content), bold=True)
+            continue
+        for j, cell in enumerate(content):
+            write(cells[j], cell.text, right=model.numeric[j] and (j > 0 or not model.stub))
+
+    for line, size, grey in [*[(n, 9, False) for n in model.notes], (model.source, 9, False),
+                             (model.provenance, 7, True)]:
+        if not line:
+            continue
+        p = doc.add_paragraph()
+        p.paragraph_format.space_after = Pt(2)
+        run = p.add_run(line)
+        run.font.size = Pt(size)
+        if grey:
+            run.font.color.rgb = RGBColor(0x59, 0x59, 0x59)
+    buf = io.BytesIO()
+    doc.save(buf)
+    return buf.getvalue()
+
+
+def _xlsx_bytes(model: _Model) -> bytes:
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Border, Font, Side
+    from openpyxl.utils import get_column_letter
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = re.sub(r"[\[\]:*?/\\]", "", model.sheet)[:31] or "Tabel"
+    ncol = len(model.header)
+    r = 1
+    if model.heading:
+        ws.cell(r, 1, model.heading).font = Font(bold=True, size=12)
+        r += 2
+    thin = Side(style="thin")
+    header_row = r
+    for j, h in enumerate(model.header, start=1):
+        c = ws.cell(r, j, h)
+        c.font = Font(bold=True)
+        c.border = Border(top=thin, bottom=thin)
+        c.alignment = Alignment(horizontal="right" if model.numeric[j - 1] and j > 1 else "left", wrap_text=True)
+    r += 1
+    widths = [len(h) for h in model.header]
+    for kind, content in model.body:
+        if kind == "group":
+            ws.cell(r, 1, str(content)).font = Font(bold=True)
+            if ncol > 1:
+                ws.merge_cells(start_row=r, start_column=1, end_row=r, end_column=ncol)
+            r += 1
+            continue
+        for j, cell in enumerate(content, start=1):
+            if cell.value is not None:
+                c = ws.cell(r, j, cell.value)
+                c.number_format = cell.excel_format or "General"
+            else:
+                c = ws.cell(r, j, cell.text)
+            if model.numeric[j - 1] and (j > 1 or not model.stub):
+                c.alignment = Alignment(horizontal="right")
+            widths[j - 1] = max(widths[j - 1], len(cell.text))
+        r += 1
+    for j in range(1, ncol + 1):
+        ws.cell(r - 1, j).border = Border(bottom=thin)
+    ws.freeze_panes = f"{get_column_letter(2 if model.stub else 1)}{header_row + 1}"
+    r += 1
+    for line, small in [*[(n, False) for n in model.notes], (model.source, False), (model.provenance, True)]:
+        if line:
+            ws.cell(r, 1, line).font = Font(size=8 if small else 9, italic=small,
+                                            color="595959" if small else None)
+            r += 1
+    for j, w in enumerate(widths, start=1):
+        ws.column_dimensions[get_column_letter(j)].width = min(max(w + 2, 8), 60)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def _atomic_write(path: Path, payload: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _check_formats(formats) -> tuple[str, ...]:
+    if isinstance(formats, str):
+        formats = [f.strip() for f in formats.split(",") if f.strip()]
+    fmts = tuple(str(f).lower().lstrip(".") for f in formats)
+    bad = [f for f in fmts if f not in FORMATS]
+    if bad or not fmts:
+        raise ValueError(f"unknown table format(s) {bad or list(formats)}; choose from {list(FORMATS)}")
+    return tuple(dict.fromkeys(fmts))
+
+
+def _write_model(model: _Model, path_or_stem: str | Path, formats) -> list[Path]:
+    fmts = _check_formats(formats)
+    stem = Path(path_or_stem)
+    if stem.suffix.lower().lstrip(".") in FORMATS:
+        stem = stem.with_suffix("")
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    table_id = re.sub(r"[^A-Za-z0-9_-]", "-", stem.name) or "table"
+    builders = {"docx": lambda: _docx_bytes(model), "xlsx": lambda: _xlsx_bytes(model),
+                "html": lambda: _html_bytes(model, table_id), "tex": lambda: _tex_bytes(model)}
+    payloads = {f: builders[f]() for f in fmts}  # render everything before writing anything
+    paths = []
+    for f, payload in payloads.items():
+        p = stem.with_name(f"{stem.name}.{f}")
+        _atomic_write(p, payload)
+        paths.append(p)
+    return paths
+
+
+# ------------------------------------------------------------------------------------------------
+# public API for any result table
+# ------------------------------------------------------------------------------------------------
+def _prepare(df, spec, lang, disclosure, min_cell, count_column, group_totals):
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"expected a DataFrame, got {type(df).__name__}")
+    _check_lang(lang)
+    spec = spec or TableSpec()
+    table, mask, note_fn = _apply_disclosure(df, disclosure=disclosure, min_cell=min_cell,
+                                             count_column=count_column, group_totals=group_totals)
+    return _model_from_frame(table, spec, lang, mask, note_fn)
+
+
+def render(df: pd.DataFrame, spec: TableSpec | None = None, lang: str = "da", *, disclosure: bool = True,
+           min_cell: int = disclosure_mod.MIN_CELL_DEFAULT, count_column: str | None = "persons",
+           group_totals: Mapping[str, object] | None = None):
+    """The table as a ``great_tables.GT`` (for notebooks), with disclosure control applied as in :func:`export`."""
+    return _gt(_prepare(df, spec, lang, disclosure, min_cell, count_column, group_totals))
+
+
+def export(df: pd.DataFrame, path_or_stem: str | Path, spec: TableSpec | None = None,
+           formats: Sequence[str] | str = FORMATS, lang: str = "da", *, disclosure: bool = True,
+           min_cell: int = disclosure_mod.MIN_CELL_DEFAULT, count_column: str | None = "persons",
+           group_totals: Mapping[str, object] | None = None) -> list[Path]:
+    """Write ``df`` as a publication table in each of ``formats``; returns the written paths.
+
+    ``path_or_stem`` is ``folder/name`` (an extension is dropped). Disclosure control is on by default:
+    ``count_column`` (``persons``; falls back to ``events``) decides primary suppression with
+    ``min_cell`` (never below 3); ``group_totals`` (see :func:`lumbarstats.disclosure.suppress`) adds
+    secondary suppression for additive tables. A table without any count column raises unless
+    ``disclosure=False``.
+    """
+    model = _prepare(df, spec, lang, disclosure, min_cell, count_column, group_totals)
+    return _write_model(model, path_or_stem, formats)
+
+
+# ------------------------------------------------------------------------------------------------
+# report templates
+# ------------------------------------------------------------------------------------------------
+def list_templates() -> list[str]:
+    """Names of the installed report table templates (``table1``, ``table5_3``, …)."""
+    root = resources.files("lumbarstats.templates")
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_template(name: str | Path) -> dict:
+    """A template as a dict: an installed name (``"table1"``) or the path of an edited YAML copy."""
+    p = Path(name)
+    if p.suffix in (".yaml", ".yml") and p.exists():
+        text = p.read_text(encoding="utf-8")
+    else:
+        res = resources.files("lumbarstats.templates") / f"{name}.yaml"
+        if not res.is_file():
+            raise KeyError(f"unknown table template {name!r}; installed: {list_templates()} (or pass a YAML path)")
+        text = res.read_text(encoding="utf-8")
+    tpl = yaml.safe_load(text)
+    if not isinstance(tpl, dict) or "layout" not in tpl:
+        raise ValueError(f"table template {name!r} must be a mapping with a 'layout' section")
+    return tpl
+
+
+def _normalizer(column: str, codelist: str | None, dd):
+    """Function turning a data value into a canonical key (code if known) for matching and ordering."""
+    cs = _codelist_spec(codelist) or (("region", None) if column == "region" else None)
+    if cs is None:
+        return lambda v: str(v)
+    cl = dd.codelist(cs[0])
+    canon: dict[str, str] = {}
+    if cs[0] == "region":
+        for _, row in cl.iterrows():
+            for k in (row["code"], row["name"], row["label_da"], row["label_en"]):
+                canon[str(k).casefold()] = row["name"]
+        wc = dd.spec["whole_country"]
+        for k in (wc["code"], wc["name"], wc["label_da"], wc["label_en"]):
+            canon[str(k).casefold()] = wc["name"]
+    else:
+        cols = ["code"] + [c for c in cl.columns if c.startswith(("label_", "report_label_"))]
+        for _, row in cl.iterrows():
+            for c in cols:
+                if row[c] != "":
+                    canon.setdefault(str(row[c]).casefold(), str(row["code"]))
+    return lambda v: canon.get(str(v).casefold(), str(v))
+
+
+def _region_order(dd) -> list[str]:
+    return [*dd.region_names().values(), dd.whole_country_name]
+
+
+def _ordered(keys: list, order: Sequence | None, norm) -> list:
+    if not order:
+        return keys
+    rank = {norm(o): i for i, o in enumerate(order)}
+    missing = [k for k in keys if norm(k) not in rank]
+    return sorted([k for k in keys if norm(k) in rank], key=lambda k: rank[norm(k)]) + missing
+
+
+def _select(df: pd.DataFrame, where: Mapping | None, dd) -> pd.DataFrame:
+    if not where:
+        return df
+    out = df
+    for col, wanted in where.items():
+        if col not in out.columns:  # a table without the column holds one implicit value of it
+            continue
+        if wanted in ("$first", "$last"):
+            vals = sorted(df[col].dropna().unique(), key=str)
+            if not vals:
+                return out.iloc[0:0]
+            wanted = vals[0] if wanted == "$first" else vals[-1]
+        norm = _normalizer(col, _CODELIST_FOR_COLUMN.get(col), dd)
+        wanted_list = wanted if isinstance(wanted, list) else [wanted]
+        keys = {norm(w) for w in wanted_list}
+        out = out[out[col].map(norm).isin(keys)]
+    return out
+
+
+def _template_model(name, long_df: pd.DataFrame, lang: str, provenance: Provenance | None, disclosure: bool,
+                    min_cell: int) -> _Model:
+    _check_lang(lang)
+    if not isinstance(long_df, pd.DataFrame):
+        raise TypeError(f"expected a DataFrame, got {type(long_df).__name__}")
+    tpl = load_template(name)
+    dd = dictionary_mod.load()
+    lay = tpl["layout"]
+    required = tpl.get("required_columns", [])
+    missing = [c for c in required if c not in long_df.columns]
+    if missing:
+        raise KeyError(f"template {name!r} needs columns {missing}; the table has {list(long_df.columns)}")
+    df = long_df.reset_index(drop=True)
+    disc = tpl.get("disclosure", {}) or {}
+    note_fn = None
+    mask = pd.Series(False, index=df.index)
+    if disclosure:
+        keys = [k for k in disc.get("keys", []) if k in df.columns] or None
+        totals = {}
+        for dim, tot in (disc.get("group_totals") or {}).items():
+            if dim in df.columns:  # a total row that is not in this table is public elsewhere: keep the relation
+                totals[dim] = tot if tot is not None and (df[dim] == tot).any() else None
+        counts = [c for c in disc.get("count_columns", []) if c in df.columns] or None
+        df, mask, note_fn = _apply_disclosure(df, disclosure=True, min_cell=min_cell,
+                                              count_column=disc.get("rule_column"), group_totals=totals or None,
+                                              keys=keys, count_columns=counts)
+    df = _select(df, lay.get("filter"), dd)
+    mask = mask.loc[df.index]
+    kind = lay.get("type")
+    builder = {"wide": _layout_wide, "measure_rows": _layout_measure_rows, "grouped": _layout_grouped,
+               "records": _layout_records}.get(kind)
+    if builder is None:
+        raise ValueError(f"template {name!r}: unknown layout type {kind!r}; use wide, measure_rows, grouped or records")
+    header, body, numeric = builder(df, mask, lay, tpl, lang, dd)
+    src = _pick(tpl.get("source"), lang)
+    return _Model(heading=_heading(tpl.get("label"), tpl.get("title"), lang), header=header, body=body,
+                  numeric=numeric, notes=_notes(_pick(tpl.get("note"), lang), note_fn(lang) if note_fn else None, lang),
+                  source=f"{_WORDS[lang]['source']}: {src}" if src else None,
+                  provenance=provenance.text(lang) if provenance else None, stub=True,
+                  sheet=_pick(tpl.get("label"), lang) or _WORDS[lang]["table"], lang=lang)
+
+
+def _fmt_opts(tpl: dict, value_col: str, item: Mapping | None = None) -> tuple[int, bool]:
+    item = item or {}
+    decimals = item.get("decimals", tpl.get("decimals", {}).get(value_col, 1))
+    percent = item.get("percent", value_col in tpl.get("percent", []))
+    return int(decimals), bool(percent)
+
+
+def _pivot_cells(df, mask, rows_col, cols_col, value_col, row_keys, col_keys, norm_r, norm_c, tpl, lang):
+    decimals, percent = _fmt_opts(tpl, value_col)
+    lookup: dict = {}
+    for idx, r in df.iterrows():
+        k = (norm_r(r[rows_col]), norm_c(r[cols_col]))
+        if k in lookup:
+            raise ValueError(f"more than one row for {rows_col}={r[rows_col]!r}, {cols_col}={r[cols_col]!r}")
+        lookup[k] = (r[value_col], bool(mask[idx]))
+    out = {}
+    for rk in row_keys:
+        cells = []
+        for ck in col_keys:
+            v, hidden = lookup.get((norm_r(rk), norm_c(ck)), (None, False))
+            cells.append(_value_cell(v, hidden=hidden, decimals=decimals, percent=percent, lang=lang))
+        out[rk] = cells
+    return out
+
+
+def _col_header(values: list, column: str, codelist, lang, dd) -> list[str]:
+    if column == "region" or codelist:
+        labels = _label_values(pd.Series(values, dtype=object), codelist or "region", lang, dd)
+        return [str(v) for v in labels]
+    return [str(int(v)) if isinstance(v, (float, np.floating)) and float(v).is_integer() else str(v) for v in values]
+
+
+def _axis(df, column, order, codelist, dd):
+    norm = _normalizer(column, codelist, dd)
+    keys = list(dict.fromkeys(df[column].dropna().tolist()))
+    if order is None and column == "region":
+        order = _region_order(dd)
+    return _ordered(keys, order, norm), norm
+
+
+def _layout_wide(df, mask, lay, tpl, lang, dd):
+    rows_col, cols_col, value_col = lay["rows"], lay["columns"], lay["values"]
+    for c in (rows_col, cols_col, value_col):
+        if c not in df.columns:
+            raise KeyError(f"layout needs column {c!r}; the table has {list(df.columns)}")
+    row_keys, norm_r = _axis(df, rows_col, lay.get("row_order"), lay.get("row_codelist"), dd)
+    col_keys, norm_c = _axis(df, cols_col, lay.get("column_order"), lay.get("column_codelist"), dd)
+    cells = _pivot_cells(df, mask, rows_col, cols_col, value_col, row_keys, col_keys, norm_r, norm_c, tpl, lang)
+    row_labels = _col_header(row_keys, rows_col, lay.get("row_codelist"), lang, dd)
+    header = [_pick(lay.get("stub_label"), lang) or column_label(rows_col, lang, dd),
+              *_col_header(col_keys, cols_col, lay.get("column_codelist"), lang, dd)]
+    body = [("row", [_Cell(lab), *cells[k]]) for k, lab in zip(row_keys, row_labels, strict=True)]
+    return header, body, [False] + [True] * len(col_keys)
+
+
+def _layout_measure_rows(df, mask, lay, tpl, lang, dd):
+    cols_col = lay["columns"]
+    col_keys, norm_c = _axis(df, cols_col, lay.get("column_order"), lay.get("column_codelist"), dd)
+    header = [_pick(lay.get("stub_label"), lang) or column_label(cols_col, lang, dd),
+              *_col_header(col_keys, cols_col, lay.get("column_codelist"), lang, dd)]
+    body = []
+    normed = df[cols_col].map(norm_c)
+    for item in lay["rows"]:
+        value_col = item["value"]
+        if value_col not in df.columns:
+            raise KeyError(f"layout row needs column {value_col!r}; the table has {list(df.columns)}")
+        decimals, percent = _fmt_opts(tpl, value_col, item)
+        sel = _select(df, item.get("where"), dd)
+        context = {k: (sel[k].iloc[0] if len(sel) else "") for k in (item.get("where") or {})}
+        label = (_pick(item.get("label"), lang) or column_label(value_col, lang, dd)).format(**context)
+        cells = [_Cell(label)]
+        for ck in col_keys:
+            part = sel[sel[cols_col].map(norm_c) == norm_c(ck)]
+            # a value derived from several cells (a change between periods) is hidden if any of them is
+            scope = part if item.get("where") else df[normed == norm_c(ck)]
+            hidden = bool(mask.loc[scope.index].any())
+            vals = part[value_col].dropna()
+            cells.append(_value_cell(vals.iloc[0] if len(vals) else None, hidden=hidden, decimals=decimals,
+                                     percent=percent, lang=lang))
+        body.append(("row", cells))
+    return header, body, [False] + [True] * len(col_keys)
+
+
+def _layout_grouped(df, mask, lay, tpl, lang, dd):
+    group_col, rows_col, cols_col, value_col = lay["group_by"], lay["rows"], lay["columns"], lay["values"]
+    for c in (group_col, rows_col, cols_col, value_col):
+        if c not in df.columns:
+            raise KeyError(f"layout needs column {c!r}; the table has {list(df.columns)}")
+    col_keys, norm_c = _axis(df, cols_col, lay.get("column_order"), lay.get("column_codelist"), dd)
+    header = [_pick(lay.get("stub_label"), lang) or column_label(cols_col, lang, dd),
+              *_col_header(col_keys, cols_col, lay.get("column_codelist"), lang, dd)]
+    groups = _ordered(list(dict.fromkeys(df[group_col].dropna())), lay.get("group_order"), str)
+    body = []
+    for g in groups:
+        part = df[df[group_col] == g]
+        glabel = _pick((lay.get("group_labels") or {}).get(g), lang) or column_label(str(g), lang, dd)
+        body.append(("group", glabel))
+        codelist = (lay.get("row_codelists") or {}).get(g)
+        row_keys, norm_r = _axis(part, rows_col, None, codelist, dd)
+        cells = _pivot_cells(part, mask.loc[part.index], rows_col, cols_col, value_col, row_keys, col_keys,
+                             norm_r, norm_c, tpl, lang)
+        labels = _label_values(pd.Series(row_keys, dtype=object), codelist, lang, dd)
+        for k, lab in zip(row_keys, labels, strict=True):
+            body.append(("row", [_Cell(str(lab)), *cells[k]]))
+    return header, body, [False] + [True] * len(col_keys)
+
+
+def _layout_records(df, mask, lay, tpl, lang, dd):
+    cols = lay["columns"]
+    group_col = lay.get("group_by")
+    sort = lay.get("sort") or []
+    header = [_pick(lay.get("stub_label"), lang) or ""]
+    numeric = [False]
+    for c, opts in cols.items():
+        opts = opts or {}
+        header.append(_pick(opts.get("label"), lang) or column_label(c, lang, dd))
+        numeric.append(bool(opts.get("numeric", pd.api.types.is_numeric_dtype(df[c]) if c in df.columns else False)))
+    missing = [c for c in [*cols, *sort, *([group_col] if group_col else [])] if c not in df.columns]
+    if missing:
+        raise KeyError(f"layout needs columns {missing}; the table has {list(df.columns)}")
+    if group_col:
+        gnorm = _normalizer(group_col, _CODELIST_FOR_COLUMN.get(group_col), dd)
+        groups = _ordered(list(dict.fromkeys(df[group_col].dropna())), lay.get("group_order"), gnorm)
+    else:
+        groups, gnorm = [None], str
+    body = []
+    for g in groups:
+        part = df if g is None else df[df[group_col].map(gnorm) == gnorm(g)]
+        if sort:
+            part = part.sort_values(sort, kind="stable")
+        if g is not None:
+            labels = lay.get("group_labels") or {}
+            glabel = _pick(labels.get(gnorm(g)) or labels.get(g), lang)
+            body.append(("group", glabel or str(_label_values(pd.Series([g]), _CODELIST_FOR_COLUMN.get(group_col),
+                                                              lang, dd).iloc[0])))
+        for idx, row in part.iterrows():
+            stub = (_pick(lay.get("stub"), lang) or "").format(**row.to_dict())
+            cells = [_Cell(stub)]
+            hidden = bool(mask[idx])
+            for (c, opts), is_num in zip(cols.items(), numeric[1:], strict=True):
+                opts = opts or {}
+                v = row[c]
+                if is_num:
+                    decimals, percent = _fmt_opts(tpl, c, opts)
+                    cells.append(_value_cell(v, hidden=hidden, decimals=decimals, percent=percent, lang=lang))
+                else:
+                    lab = _label_values(pd.Series([v], dtype=object), opts.get("codelist"), lang, dd).iloc[0]
+                    cells.append(_Cell("" if lab is None or (isinstance(lab, float) and np.isnan(lab)) else str(lab)))
+            body.append(("row", cells))
+    return header, body, numeric
+
+
+def from_template(name: str | Path, long_df: pd.DataFrame, *, lang: str = "da", provenance: Provenance | None = None,
+                  disclosure: bool = True, min_cell: int = disclosure_mod.MIN_CELL_DEFAULT):
+    """A report table laid out by a template (``templates/<name>.yaml``) as a ``great_tables.GT``.
+
+    ``long_df`` is the pipeline's long table (e.g. ``region, year, events, persons, population, rate,
+    lower, upper`` for ``table1``); disclosure control uses the template's ``disclosure`` section.
+    """
+    return _gt(_template_model(name, long_df, lang, provenance, disclosure, min_cell))
+
+
+def export_report_table(name: str | Path, long_df: pd.DataFrame, out_dir: str | Path,
+                        formats: Sequence[str] | str = FORMATS, lang: str = "da",
+                        provenance: Provenance | None = None, *, disclosure: bool = True,
+                        min_cell: int = disclosure_mod.MIN_CELL_DEFAULT, stem: str | None = None) -> list[Path]:
+    """Pivot ``long_df`` as the template ``name`` says and write it to ``out_dir/<stem>.<format>``.
+
+    ``stem`` defaults to the template name (plus ``_en`` for English). Returns the written paths.
+    """
+    model = _template_model(name, long_df, lang, provenance, disclosure, min_cell)
+    base = stem or (Path(name).stem + ("" if lang == "da" else f"_{lang}"))
+    return _write_model(model, Path(out_dir) / base, formats)
+
