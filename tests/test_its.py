@@ -21,12 +21,17 @@ def sicily():
 
 # Lopez Bernal, Cummins & Gasparrini (2017), "Interrupted time series regression for the evaluation of
 # public health interventions: a tutorial", Int J Epidemiol 46(1):348-355, worked example (Sicily
-# smoking ban, January 2005 = time 37), and its R code (github.com/gasparrini/2017_lopezbernal_IJE_codedata,
-# Rcode.R, models 1-3, `ci.exp`, Wald intervals with normal quantiles):
+# smoking ban, January 2005 = time 37), models as in the authors' R code
+# (github.com/gasparrini/2017_lopezbernal_IJE_codedata, Rcode.R, models 1-3; `ci.exp`, Wald intervals):
 #   model 1 Poisson,        aces ~ offset(log(stdpop)) + smokban + time:           RR 0.894 (0.865-0.925)
 #   model 2 quasi-Poisson,  same terms:                                             RR 0.894 (0.839-0.953)
 #   model 3 quasi-Poisson + harmonic(month, 2, 12) (seasonally adjusted):          RR 0.885 (0.839-0.933)
-# Published to 3 decimals; tolerance 0.0006 (half a unit in the 3rd decimal plus rounding slack).
+# Provenance of the numbers: we could not retrieve the printed paper text in this environment, so these
+# values are R's own output for the authors' model code (R 4.2.2 stats::glm, harmonic terms written out as
+# sin/cos(2*pi*k*month/12), k = 1, 2), run independently of this package: 0.8944 (0.8647-0.9251),
+# 0.8944 (0.8392-0.9532), 0.8851 (0.8394-0.9332). They agree with the level change reported in the tutorial
+# (an 11-12 % reduction in acute coronary events after the ban).
+# Compared to 3 decimals; tolerance 0.0006 (half a unit in the 3rd decimal plus rounding slack).
 PUBLISHED = [
     ("poisson", None, 0.894, 0.865, 0.925),
     ("quasipoisson", None, 0.894, 0.839, 0.953),
