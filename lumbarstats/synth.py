@@ -359,6 +359,35 @@ def _cci_cat_idx(cci: np.ndarray, cutpoints) -> np.ndarray:
     return np.searchsorted(np.asarray(cutpoints), cci, side="right").astype(np.int8)
 
 
+_EMP_PROFILE = np.array([0, 4, 1, 1, 2, 3])  # _EMP order -> employment_profile (employed, unemployed, sickness, disability, pension)
+_EDU_PROFILE = np.array([0, 0, 1, 2, -1])    # _EDU order -> education_profile (-1: unknown, no profile)
+_PROFILE_AGE_EDGES = np.array([18, 35, 66])  # <35, 35-65, >65 (codelists/age_group_profile.csv)
+
+
+def _profile_key(sex, age, emp, edu, cci_cat) -> np.ndarray:
+    """Profile number 0..359 (sex x age group x employment x education x CCI), -1 without a profile."""
+    agep = np.searchsorted(_PROFILE_AGE_EDGES, age, side="right") - 1
+    e = _EDU_PROFILE[edu]
+    key = (((sex.astype(np.int64) * 3 + agep) * 5 + _EMP_PROFILE[emp]) * 3 + np.maximum(e, 0)) * 4 + cci_cat
+    return np.where(e < 0, -1, key)
+
+
+def _profile_targets(dd, ref: pd.DataFrame) -> dict:
+    """Published top-five profile shares (table 4.1) as {modality: {profile key: share}}."""
+    sex = {"Mand": 0, "Kvinde": 1}
+    agep = {v: i for i, v in enumerate(dd.codelist("age_group_profile").sort_values("min_age")["label_da"])}
+    emp = {v: i for i, v in enumerate(dd.codelist("employment_profile").sort_values("order")["label_da"])}
+    edu = {v.casefold(): i for i, v in enumerate(dd.codelist("education_profile").sort_values("order")["label_da"])}
+    cci = {v: i for i, v in enumerate(dd.codelist("cci_category").sort_values("order")["label_da_profile"])}
+    out: dict = {"MR": {}, "XRAY": {}}
+    for r in ref.itertuples():
+        m = "MR" if r.modality == "MR" else "XRAY"
+        key = (((sex[r.sex] * 3 + agep[r.age_group]) * 5 + emp[r.employment]) * 3 + edu[r.education.casefold()]) * 4 \
+            + cci[r.cci]
+        out[m][int(key)] = r.share_of_use_pct / 100.0
+    return out
+
+
 class _RateModel:
     """Multiplicative rate model on the cell table; calibrated by raking + exact base solve."""
 
@@ -372,6 +401,8 @@ class _RateModel:
         self.n_regions = n_regions
         self.factors = {m: {v: np.ones((n_regions, self.SIZES[v])) for v in self.VARS} for m in MODALITIES}
         self.base = {m: np.ones((n_regions, len(self.years))) for m in MODALITIES}
+        # national profile interaction (table 4.1): factor per profile key 0..359, index 360 = no profile
+        self.profile = {m: np.ones(361) for m in MODALITIES}
 
     def relative(self, m: str, cells: pd.DataFrame | None = None) -> np.ndarray:
         c = self.cells if cells is None else cells
@@ -379,7 +410,28 @@ class _RateModel:
         out = np.ones(len(c))
         for v in self.VARS:
             out *= self.factors[m][v][r, c[v].to_numpy()]
-        return out
+        pk = c["profile"].to_numpy()
+        return out * self.profile[m][np.where(pk < 0, 360, pk)]
+
+    def rake_profiles(self, targets: dict, period) -> None:
+        """Scale the published top-five profiles so that their national share of profiled examinations
+        in ``period`` equals table 4.1 (the other profiles share the rest in proportion)."""
+        c = self.cells
+        sel = c["year"].between(*period).to_numpy()
+        cs = c.loc[sel]
+        pk = cs["profile"].to_numpy()
+        for m in MODALITIES:
+            e = self._expected_sel(m, cs)
+            prof = pk >= 0
+            tot = e[prof].sum()
+            by_key = np.bincount(pk[prof], weights=e[prof], minlength=360)
+            for key, share in targets[m].items():
+                if by_key[key] > 0:
+                    self.profile[m][key] *= share * tot / by_key[key]
+            # no other profile may outrank the published fifth: cap the others just below it
+            cap = 0.9 * min(targets[m].values()) * tot
+            others = np.setdiff1d(np.flatnonzero(by_key > cap), list(targets[m]))
+            self.profile[m][others] *= cap / by_key[others]
 
     def expected(self, m: str) -> np.ndarray:
         c = self.cells
@@ -635,16 +687,21 @@ def generate(out_dir, *, scale: float = 1.0, seed: int = 2024, force: bool = Fal
         cov_by_year[year] = cov
         ind = np.where(cov["ind"] < 0, 19, cov["ind"])
         working = (cov["age"] >= dd.working_age[0]) & (cov["age"] <= dd.working_age[1])
+        agep = np.searchsorted(_PROFILE_AGE_EDGES, cov["age"], side="right") - 1
+        dims = (5, 7, 2, 5, 6, 20, 4, 2, 3)
         key = np.ravel_multi_index(
-            (cov["region_idx"], cov["age_band"], cov["sex"], cov["edu"], cov["emp"], ind, cov["cci_cat"], working),
-            (5, 7, 2, 5, 6, 20, 4, 2))
+            (cov["region_idx"], cov["age_band"], cov["sex"], cov["edu"], cov["emp"], ind, cov["cci_cat"], working,
+             agep), dims)
         cnt = np.bincount(key)
         nz = np.flatnonzero(cnt)
-        parts = np.unravel_index(nz, (5, 7, 2, 5, 6, 20, 4, 2))
-        cell_frames.append(pd.DataFrame({
+        parts = np.unravel_index(nz, dims)
+        frame = pd.DataFrame({
             "region": parts[0], "year": year, "age_band": parts[1], "sex": parts[2], "edu": parts[3],
             "emp": parts[4], "ind": parts[5], "cci_cat": parts[6], "working": parts[7].astype(bool),
-            "pop": cnt[nz].astype(float)}))
+            "pop": cnt[nz].astype(float)})
+        # a representative age of the profile age group is enough to place the cell's profile
+        frame["profile"] = _profile_key(parts[2], np.array([18, 35, 66])[parts[8]], parts[4], parts[3], parts[6])
+        cell_frames.append(frame)
     cells = pd.concat(cell_frames, ignore_index=True)
     # default standard: national adult population pooled over the study years, sex x age band
     std = np.zeros((2, 7))
@@ -658,10 +715,12 @@ def generate(out_dir, *, scale: float = 1.0, seed: int = 2024, force: bool = Fal
         published[m] = tab[[str(y) for y in years]].to_numpy(float) / 1000.0
     model = _RateModel(cells, std, years, len(region_codes))
     targets = _group_targets(dd, _reference.load("table5_3_5_4_groups_by_region"), {})
+    ptargets = _profile_targets(dd, _reference.load("table4_1_top_profiles"))
     for _ in range(cfg.rake_outer):
         model.solve_base(published)
         for _ in range(cfg.rake_sweeps):
             model.rake(targets, (2021, 2023))
+            model.rake_profiles(ptargets, (2021, 2023))
     model.solve_base(published)
     t_cal = time.perf_counter()
 
@@ -715,6 +774,22 @@ def _write_model(folder: Path, dd, model: _RateModel, std, years, region_codes, 
                 base_rows.append({"modality": m, "region": int(code), "year": y, "base": float(model.base[m][r, j]),
                                   "published_rate": float(published[m][r, j] * 1000)})
     pd.DataFrame(base_rows).to_csv(folder / "base.csv", index=False)
+    agep = list(dd.codelist("age_group_profile").sort_values("min_age")["code"])
+    empp = list(dd.codelist("employment_profile").sort_values("order")["code"])
+    edup = list(dd.codelist("education_profile").sort_values("order")["code"])
+    cats = names["cci_cat"]
+    prow = []
+    for m in MODALITIES:
+        for key in np.flatnonzero(model.profile[m][:360] != 1.0):
+            k, cci = divmod(int(key), 4)
+            k, edu = divmod(k, 3)
+            k, emp = divmod(k, 5)
+            sex, age = divmod(k, 3)
+            prow.append({"modality": m, "sex": ["M", "F"][sex], "age_group_profile": agep[age],
+                         "employment_profile": empp[emp], "education_profile": edup[edu], "cci_category": cats[cci],
+                         "factor": float(model.profile[m][key])})
+    pd.DataFrame(prow, columns=["modality", "sex", "age_group_profile", "employment_profile", "education_profile",
+                                "cci_category", "factor"]).to_csv(folder / "profile_factors.csv", index=False)
     ab = list(dd.codelist("age_band")["code"])
     pd.DataFrame([{"sex": s, "age_band": ab[a], "weight": float(std[i, a])}
                   for i, s in enumerate(["M", "F"]) for a in range(7)]).to_csv(folder / "standard.csv", index=False)
@@ -756,12 +831,13 @@ def _write_tables(tmp: Path, dd, cfg: SynthConfig, seed, years, persons, person_
             # -- examinations of this year
             r = cov["region_idx"]
             ind20 = np.where(ind < 0, 19, ind)
+            pkey = _profile_key(cov["sex"], cov["age"], cov["emp"], cov["edu"], cov["cci_cat"])
             lam = {}
             for m in MODALITIES:
                 f = model.factors[m]
                 lam[m] = (model.base[m][r, j] * f["age_band"][r, cov["age_band"]] * f["sex"][r, cov["sex"]]
                           * f["edu"][r, cov["edu"]] * f["emp"][r, cov["emp"]] * f["ind"][r, ind20]
-                          * f["cci_cat"][r, cov["cci_cat"]])
+                          * f["cci_cat"][r, cov["cci_cat"]] * model.profile[m][np.where(pkey < 0, 360, pkey)])
             fr = frailty[idx]
             last = persons["exit_day"][idx].astype(np.int64)
             start, end = _year_bounds(year)
@@ -909,11 +985,18 @@ def expected_standardized_rates(data_dir) -> pd.DataFrame:
         f" ELSE '{dd.codelist('cci_category').sort_values('order')['code'].iloc[-1]}' END"
     ab = dd.codelist("age_band").sort_values("min_age")
     ab_case = "CASE " + " ".join(f"WHEN age <= {int(r.max_age)} THEN '{r.code}'" for r in ab.itertuples()) + " END"
+    ap = dd.codelist("age_group_profile").sort_values("min_age")
+    ap_case = "CASE " + " ".join(f"WHEN age <= {int(r.max_age)} THEN '{r.code}'" for r in ap.itertuples()) + " END"
     cells = con.execute(f"""
-        SELECT region, year, sex, {ab_case} AS age_band, education, employment,
+        SELECT region, year, sex, {ab_case} AS age_band, {ap_case} AS age_group_profile, education, employment,
                coalesce(industry, 'none') AS industry, {cci_case} AS cci_category, count(*) AS pop
         FROM read_parquet('{(d / TABLE_FILES['population']).as_posix()}')
         GROUP BY ALL""").df()
+    cells["education_profile"] = dd.profile_group("education", cells["education"]).to_numpy()
+    cells["employment_profile"] = dd.profile_group("employment", cells["employment"]).to_numpy()
+    pf_path = d / "model" / "profile_factors.csv"
+    profile_factors = pd.read_csv(pf_path) if pf_path.exists() else None
+    pkeys = ["sex", "age_group_profile", "employment_profile", "education_profile", "cci_category"]
     out = []
     for m in MODALITIES:
         c = cells.copy()
@@ -925,6 +1008,10 @@ def expected_standardized_rates(data_dir) -> pd.DataFrame:
             if c["factor"].isna().any():
                 raise ValueError(f"model factor missing for {var}")
             c["lam"] *= c.pop("factor")
+        if profile_factors is not None:
+            pf = profile_factors[profile_factors["modality"] == m].drop(columns="modality")
+            c = c.merge(pf, on=pkeys, how="left", validate="many_to_one")
+            c["lam"] *= c.pop("factor").fillna(1.0)
         c = c.merge(base[base["modality"] == m][["region", "year", "base", "published_rate"]], on=["region", "year"])
         c["expected"] = c["pop"] * c["lam"] * c["base"]
         g = c.groupby(["region", "year", "sex", "age_band"], as_index=False).agg(
