@@ -24,7 +24,7 @@ __version__ = "0.1.0"
 _SUBMODULES = {
     "dictionary", "io", "synth", "aggregate", "standardize", "groups", "profiles", "trend",
     "survival", "tables", "disclosure", "batch", "reference", "plots", "reproduce", "adapters",
-    "monthly", "cohort", "rates", "reproduce",
+    "monthly", "cohort", "rates",
 }
 
 

@@ -62,6 +62,8 @@ __all__ = [
     "is_count_column",
     "check_table",
     "check_directory",
+    "protect",
+    "write_protected_csv",
 ]
 
 MIN_CELL_DEFAULT = 5
@@ -666,3 +668,28 @@ def check_directory(path: str | Path, min_cell: int = MIN_CELL_DEFAULT, recursiv
             for v in _scan_grid(grid, m):
                 rows.append({"file": str(f.relative_to(base)) + suffix, **v})
     return pd.DataFrame(rows, columns=["file", "row", "column", "value", "rule"])
+
+
+def protect(df: pd.DataFrame, *, min_cell: int = MIN_CELL_DEFAULT, count_columns: Sequence[str] | None = None,
+            value_columns: Sequence[str] | None = None, keys: Sequence[str] | None = None,
+            group_totals: Mapping[str, object] | None = None, rule_column: str | None = None) -> pd.DataFrame:
+    """The table as it may be exported: small cells (and the cells that would reveal them) replaced by the
+    marker. A table without any count column describes no persons cell by cell (model coefficients,
+    rate ratios) and is returned unchanged."""
+    detected = [c for c in df.columns if str(c).casefold() in COUNT_COLUMN_NAMES]
+    if count_columns is None and not detected:
+        return df
+    res = suppress(df, count_columns=count_columns, value_columns=value_columns, min_cell=min_cell,
+                   group_totals=group_totals, keys=keys, rule_column=rule_column)
+    return res.marked() if res.n_suppressed else df
+
+
+def write_protected_csv(df: pd.DataFrame, path, *, min_cell: int = MIN_CELL_DEFAULT, **kwargs) -> Path:
+    """Write a result table for export with disclosure control applied (see :func:`protect`), atomically.
+
+    This is how every table that leaves the toolkit as a file is written, so that ``lumbarstats
+    check-disclosure`` passes on any output folder. Keyword arguments go to :func:`protect`.
+    """
+    from lumbarstats import io as _io
+
+    return _io.write_csv(protect(df, min_cell=min_cell, **kwargs), path)

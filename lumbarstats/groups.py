@@ -195,8 +195,12 @@ def flag_suppress(df: pd.DataFrame, *, count_column: str = "persons", min_cell: 
     return pd.Series(np.asarray(flags, dtype=bool), index=df.index, name="suppress")
 
 
-def write_csv_atomic(df: pd.DataFrame, path: str | Path) -> Path:
-    """Write a CSV (UTF-8) atomically: temp file in the same folder, then ``os.replace``."""
+def write_csv_atomic(df: pd.DataFrame, path: str | Path, *, min_cell: int = 5) -> Path:
+    """Write a result table as CSV (UTF-8) atomically, with disclosure control applied
+    (:func:`lumbarstats.disclosure.protect`: cells from fewer than ``min_cell`` persons are hidden)."""
+    from lumbarstats import disclosure
+
+    df = disclosure.protect(df, min_cell=min_cell)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -166,16 +166,22 @@ def write_rate_tables(out_dir, *, annual: pd.DataFrame | None = None, periods: p
     """Write the long-format CSVs of tables 1–2 and 5.1–5.2 under ``out_dir/tables`` (atomically)."""
     from pathlib import Path
 
-    from lumbarstats import io as _io
+    from lumbarstats import disclosure
 
     written = []
     tables = Path(out_dir) / "tables"
-    for df, files, cols in ((annual, ANNUAL_FILES, ANNUAL_COLUMNS), (periods, PERIOD_FILES, PERIOD_COLUMNS)):
+    for df, files, cols, key in ((annual, ANNUAL_FILES, ANNUAL_COLUMNS, "year"),
+                                 (periods, PERIOD_FILES, PERIOD_COLUMNS, "period")):
         if df is None:
             continue
         for modality, g in df.groupby("modality"):
             g = g.copy()
             for c in ("events", "population"):
                 g[c] = g[c].round().astype("int64")
-            written.append(_io.write_csv(g[[c for c in cols if c in g.columns]], tables / files[modality]))
+            g = g[[c for c in cols if c in g.columns]]
+            # the regions add up to Landsplan: a hidden region must not be recoverable from the total
+            written.append(disclosure.write_protected_csv(
+                g, tables / files[modality], keys=["region", key], group_totals={"region": "Landsplan"},
+                count_columns=["events"], value_columns=[c for c in g.columns if c not in ("region", key, "events",
+                                                                                              "method")]))
     return written
