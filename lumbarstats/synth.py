@@ -330,8 +330,9 @@ def _covariates(persons: dict, idx: np.ndarray, year: int, rng: np.random.Genera
     ages = np.arange(0, 121)
     emp = _categorize(z, _thresholds(_emp_probs(ages))[age])
     # comorbidity (Charlson score) rising with age, correlated with employment latent
-    zc = 0.97 * persons["z_cci"][idx] + 0.24 * rng.standard_normal(len(idx)).astype(np.float32)
-    cci = _categorize(zc, _thresholds(_cci_probs(ages))[age]).astype(np.int16)
+    # no yearly noise: chronic conditions persist, and as the thresholds fall with age a person's score
+    # never decreases (so that a diagnosis history can produce it exactly; see lumbarstats.adapters)
+    cci = _categorize(persons["z_cci"][idx], _thresholds(_cci_probs(ages))[age]).astype(np.int16)
     # industry for the employed only
     u = persons["u_ind"][idx]
     female = persons["sex"][idx] == 1
@@ -809,10 +810,12 @@ def _write_tables(tmp: Path, dd, cfg: SynthConfig, seed, years, persons, person_
     exams = []   # (person_idx, day, modality_idx, payer_idx, episode_id)
     episodes = []  # (person_idx, day, kind) kind 0 MR-single, 1 XRAY-single, 2 both
     n_pop = 0
+    pop_idx_by_year = {}
     with pq.ParquetWriter(tmp / TABLE_FILES["population"], schema, compression="zstd") as writer:
         for j, year in enumerate(years):
             cov = cov_by_year.pop(year)
             idx = cov["idx"]
+            pop_idx_by_year[year] = idx.astype(np.int32)
             n = len(idx)
             n_pop += n
             ind = cov["ind"]
@@ -898,7 +901,7 @@ def _write_tables(tmp: Path, dd, cfg: SynthConfig, seed, years, persons, person_
     })
     pq.write_table(exam_table, tmp / TABLE_FILES["examinations"], compression="zstd")
     # -- surgery after imaging episodes (and a small background rate)
-    surg = _surgery(seed, cfg, dd, np.concatenate(episodes), persons, years, present_counts=n_pop)
+    surg = _surgery(seed, cfg, dd, np.concatenate(episodes), persons, years, pop_idx_by_year)
     sc = dd.lumbar_surgery_codes()
     common = [c for c in ("KABC16", "KABC56", "KNAG74", "KABC36", "KNAG44", "KABC26") if c in sc]
     s_rng = _rng(seed, "surgery-codes")
@@ -928,7 +931,7 @@ def _write_tables(tmp: Path, dd, cfg: SynthConfig, seed, years, persons, person_
             "surgery": int(len(surg)), "exits": int(len(ex_idx))}
 
 
-def _surgery(seed, cfg: SynthConfig, dd, episodes: np.ndarray, persons, years, present_counts) -> np.ndarray:
+def _surgery(seed, cfg: SynthConfig, dd, episodes: np.ndarray, persons, years, pop_idx_by_year) -> np.ndarray:
     """Lumbar spine surgery after imaging episodes; (person_idx, day)."""
     rng = _rng(seed, "surgery")
     pidx, day, kind = episodes[:, 0], episodes[:, 1], episodes[:, 2]
@@ -943,11 +946,19 @@ def _surgery(seed, cfg: SynthConfig, dd, episodes: np.ndarray, persons, years, p
     sday = day[operated] + rng.integers(14, 183, operated.sum())
     sp = pidx[operated]
     # background surgery without imaging in the study data (e.g. imaging before 2014)
-    n_bg = rng.poisson(cfg.surgery_background * present_counts)
-    bg_p = rng.integers(0, len(persons["birth_year"]), n_bg)
+    # (persons drawn from the population of a study year, dated within that year)
+    sizes = np.array([len(pop_idx_by_year[y]) for y in years])
+    n_bg = rng.poisson(cfg.surgery_background * sizes.sum())
+    bg_year = rng.choice(len(years), size=n_bg, p=sizes / sizes.sum())
+    bg_p = np.empty(n_bg, dtype=np.int64)
+    bg_day = np.empty(n_bg, dtype=np.int64)
+    for j, y in enumerate(years):
+        sel = bg_year == j
+        bg_p[sel] = pop_idx_by_year[y][rng.integers(0, sizes[j], sel.sum())]
+        a, b = _year_bounds(y)
+        bg_day[sel] = rng.integers(a, b + 1, sel.sum())
     lo, _ = _year_bounds(years[0])
     _, hi = _year_bounds(years[-1])
-    bg_day = rng.integers(lo, hi + 1, n_bg)
     sp = np.concatenate([sp, bg_p])
     sday = np.concatenate([sday, bg_day])
     # not after exit, not after the data end, adults only
