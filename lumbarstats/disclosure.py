@@ -285,7 +285,7 @@ def determined_cells(df: pd.DataFrame, hidden, *, keys: Sequence[str], group_tot
 def suppress(df: pd.DataFrame, *, count_columns: Sequence[str] | None = None,
              value_columns: Sequence[str] | None = None, min_cell: int = MIN_CELL_DEFAULT,
              group_totals: Mapping[str, object] | None = None, keys: Sequence[str] | None = None,
-             rule_column: str | None = None) -> SuppressionResult:
+             rule_column: str | None = None, missing_counts: str = "error") -> SuppressionResult:
     """Primary and secondary cell suppression of a long table (one row per published cell).
 
     Parameters
@@ -303,6 +303,9 @@ def suppress(df: pd.DataFrame, *, count_columns: Sequence[str] | None = None,
     keys : columns identifying a cell; default the non-numeric columns plus year/month/period/rank.
     rule_column : the count the threshold applies to; default ``persons`` if present, else ``events``,
         else the first count column.
+    missing_counts : ``"error"`` (default): a cell without its count is an error; ``"suppressed"``: a
+        missing count marks a cell suppressed upstream (a protected CSV read back), which stays hidden
+        and takes part in the secondary suppression.
 
     References: Hundepool A, Domingo-Ferrer J, Franconi L, et al. (2012) *Statistical Disclosure
     Control*. Wiley, ch. 4; Cox LH (1980) JASA 75:377–385.
@@ -323,13 +326,20 @@ def suppress(df: pd.DataFrame, *, count_columns: Sequence[str] | None = None,
     if keys and df.duplicated(keys).any():
         dup = df[df.duplicated(keys, keep=False)][keys].head(5).to_dict("records")
         raise ValueError(f"cells are not unique on key columns {keys}; duplicated, e.g.: {dup}")
-    missing = df[rule_column].isna()
+    if missing_counts not in ("error", "suppressed"):
+        raise ValueError(f"missing_counts must be 'error' or 'suppressed', got {missing_counts!r}")
+    missing = pd.to_numeric(df[rule_column], errors="coerce").isna()
+    upstream = missing.copy() if missing_counts == "suppressed" else pd.Series(False, index=df.index)
+    if missing_counts == "suppressed" and missing.any():
+        df = df.copy()
+        df[rule_column] = pd.to_numeric(df[rule_column], errors="coerce").fillna(0)
+        missing = pd.Series(False, index=df.index)
     if missing.any():
         raise ValueError(
             f"count column {rule_column!r} is missing at rows {list(df.index[missing][:10])}; every cell needs "
             "its person count for disclosure control"
         )
-    primary = flag_small_cells(df, rule_column, m)
+    primary = flag_small_cells(df, rule_column, m) | upstream
     counts = pd.to_numeric(df[rule_column]).to_numpy(dtype=float)
 
     rels = _relations(df, keys, group_totals)

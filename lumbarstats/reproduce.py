@@ -76,28 +76,31 @@ def _register_scale(data: Path) -> float:
 def comparison_table(out: Path, data: Path) -> pd.DataFrame:
     """Every published cell beside the reproduced one: table, modality, region, cell, measure,
     published, reproduced, difference (plus interval where there is one)."""
-    from lumbarstats import groups, rates
+    from lumbarstats import disclosure, groups, rates
+
+    def read(path):  # suppressed cells (the marker) compare as missing
+        return pd.read_csv(path, na_values=[disclosure.SUPPRESSED_MARKER])
 
     tables = out / "tables"
     parts = []
-    annual = [pd.read_csv(tables / f).assign(modality=m) for m, f in rates.ANNUAL_FILES.items() if (tables / f).exists()]
+    annual = [read(tables / f).assign(modality=m) for m, f in rates.ANNUAL_FILES.items() if (tables / f).exists()]
     if annual:
         parts.append(rates.compare_annual(pd.concat(annual)))
-    per = [pd.read_csv(tables / f).assign(modality=m) for m, f in rates.PERIOD_FILES.items() if (tables / f).exists()]
+    per = [read(tables / f).assign(modality=m) for m, f in rates.PERIOD_FILES.items() if (tables / f).exists()]
     if per:
         p = pd.concat(per)
         p["is_compare"] = p["period"] == "2021-2023"
         parts.append(rates.compare_periods(p))
-    grp = [pd.read_csv(tables / f) for f in ("table5_3_mr_groups.csv", "table5_4_xray_groups.csv")
+    grp = [read(tables / f) for f in ("table5_3_mr_groups.csv", "table5_4_xray_groups.csv")
            if (tables / f).exists()]
     if grp:
         c = groups.compare_with_reference(pd.concat(grp), kind="groups")
         parts.append(_normalize(c, "table5_3_5_4"))
     if (tables / "table4_1_profiles.csv").exists():
-        c = groups.compare_with_reference(pd.read_csv(tables / "table4_1_profiles.csv"), kind="profiles")
+        c = groups.compare_with_reference(read(tables / "table4_1_profiles.csv"), kind="profiles")
         parts.append(_normalize(c, "table4_1"))
     if (tables / "persons_vs_exams.csv").exists():
-        c = groups.compare_with_reference(pd.read_csv(tables / "persons_vs_exams.csv"), kind="national",
+        c = groups.compare_with_reference(read(tables / "persons_vs_exams.csv"), kind="national",
                                           scale=_register_scale(data))
         parts.append(_normalize(c, "national_figures"))
     if not parts:
@@ -191,7 +194,7 @@ def run(data, out, *, scale: float = 1.0, seed: int = 2024, kernel: str = "lumba
     exported: list[Path] = []
 
     def _export():
-        from lumbarstats import tables
+        from lumbarstats import disclosure, tables
 
         meta = data / "metadata.json"
         source = "synthetic register (lumbarstats.synth)" if meta.exists() else str(data)
@@ -204,7 +207,7 @@ def run(data, out, *, scale: float = 1.0, seed: int = 2024, kernel: str = "lumba
             path = out / "tables" / fname
             if not path.exists():
                 continue
-            df = pd.read_csv(path)
+            df = pd.read_csv(path, na_values=[disclosure.SUPPRESSED_MARKER])
             exported.extend(tables.export_report_table(name, df, out / "publication", formats=formats, lang=lang,
                                                        provenance=prov))
     jobs.append(("export", "publication tables", _export))

@@ -411,8 +411,9 @@ def _apply_disclosure(df: pd.DataFrame, *, disclosure: bool, min_cell: int, coun
             "report's published numbers)."
         )
     rule = count_column if count_column in count_columns else None
+    # a missing count is a cell suppressed upstream (a protected CSV read back): it stays hidden
     res = disclosure_mod.suppress(df, count_columns=count_columns, min_cell=min_cell, group_totals=group_totals,
-                                  keys=keys, rule_column=rule)
+                                  keys=keys, rule_column=rule, missing_counts="suppressed")
     note = res.note if res.mask.any() else None
     return res.table, res.mask, note
 
