@@ -79,8 +79,12 @@ def batch(
     """Run a parameterized notebook once per region (and the whole country) with papermill."""
     from lumbarstats import batch as batch_mod
 
-    params = batch_mod.parse_parameters(parameter or [])
-    runs = batch_mod.run_batch(notebook, out, regions=regions, parameters=params, force=force, kernel=kernel)
+    try:
+        params = batch_mod.parse_parameters(parameter or [])
+        runs = batch_mod.run_batch(notebook, out, regions=regions, parameters=params, force=force, kernel=kernel)
+    except (ValueError, LookupError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
     failed = runs[runs["status"] == "failed"]
     typer.echo(runs.to_string(index=False))
     raise typer.Exit(code=1 if len(failed) else 0)

@@ -38,13 +38,13 @@ TEMPLATE_FILES = {  # template name -> long-format CSV under output/tables
 
 
 def notebooks_dir() -> Path:
-    """The report notebooks: ``notebooks/`` of the repository (or of an unpacked source tree)."""
-    here = Path(__file__).resolve().parent
-    for cand in (here.parent / "notebooks", Path.cwd() / "notebooks"):
-        if (cand / "01_annual_rates.ipynb").exists():
-            return cand
-    raise FileNotFoundError("report notebooks not found: run from the lumbarstats source tree "
-                            "(the folder with notebooks/) or pass notebooks=…")
+    """The report notebooks (``notebooks/`` of the repository, installed as ``lumbarstats.notebooks``)."""
+    from importlib import resources
+
+    cand = Path(str(resources.files("lumbarstats.notebooks")))
+    if (cand / "01_annual_rates.ipynb").exists():
+        return cand
+    raise FileNotFoundError(f"report notebooks not found in {cand}; reinstall lumbarstats or pass notebooks=…")
 
 
 def execute_notebook(notebook: Path, output: Path, parameters: dict, kernel: str) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -185,7 +186,9 @@ def test_batch_failure_then_rerun(tmp_path, kernel):
     before = _mtimes(out)
 
     # re-run without the failure: only Syddanmark runs, the others are skipped and untouched
-    rerun = batch.run_batch(NOTEBOOK, out, regions="all", parameters={"scale": 2}, kernel=kernel, progress=False)
+    with pytest.warns(UserWarning, match=r"other parameters .*Nordjylland \(\{\"fail_region\": \"Syddanmark\""):
+        rerun = batch.run_batch(NOTEBOOK, out, regions="all", parameters={"scale": 2}, kernel=kernel,
+                                progress=False)
     assert dict(zip(rerun["region"], rerun["status"], strict=True)) == {
         r: ("completed" if r == "Syddanmark" else "skipped") for r in ALL}
     after = _mtimes(out)
@@ -193,16 +196,23 @@ def test_batch_failure_then_rerun(tmp_path, kernel):
         k: v for k, v in before.items() if not k.startswith("syddanmark")}
     assert not (out / "syddanmark.failed").exists()
     assert pd.read_csv(out / "syddanmark" / "table.csv")["value"].tolist() == [2 * len("Syddanmark")]
-    runs = batch.read_runs(out)
+    runs = batch.read_runs(out).set_index("region")
     assert set(runs["status"]) == {"completed"} and set(runs["error"]) == {""}
+    assert runs.loc["Syddanmark", "parameters"] == '{"scale": 2}'
+    assert runs.loc["Hovedstaden", "parameters"] == '{"fail_region": "Syddanmark", "scale": 2}'
 
     # a deleted output runs again; force re-runs a completed region in place
     import shutil
 
     shutil.rmtree(out / "nordjylland")
-    third = batch.run_batch(NOTEBOOK, out, regions="Nordjylland,Landsplan,Sjælland", kernel=kernel,
-                            progress=False, force=False)
+    with pytest.warns(UserWarning, match="Landsplan"):
+        third = batch.run_batch(NOTEBOOK, out, regions="Nordjylland,Landsplan,Sjælland", kernel=kernel,
+                                progress=False, force=False)
     assert third["status"].tolist() == ["completed", "skipped", "skipped"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # same parameters as the completed run: skipped without a warning
+        same = batch.run_batch(NOTEBOOK, out, regions="Nordjylland", kernel=kernel, progress=False)
+    assert same["status"].tolist() == ["skipped"]
     forced = batch.run_batch(NOTEBOOK, out, regions="Landsplan", kernel=kernel, progress=False, force=True)
     assert forced["status"].tolist() == ["completed"]
     assert (out / "landsplan" / "table.csv").stat().st_mtime_ns > before["landsplan/table.csv"]
