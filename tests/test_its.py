@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ import pytest
 
 import lumbarstats as ls
 
-SICILY = "/work/shared/validation/sicily.csv"
+SICILY = Path(__file__).parent / "data" / "validation" / "sicily.csv"  # copied from shared/validation
 SEASON = {"period_column": "month", "harmonics": 2, "period_length": 12}
 
 

@@ -3,7 +3,7 @@
 Sources of the reference numbers (each test cites its own):
 
 * PHEindicatormethods (UKHSA, R), https://github.com/ukhsa-collaboration/PHEindicatormethods —
-  test inputs /work/shared/validation/phe_dsr_testdata.csv and phe_isr_refdata.csv (workbook
+  test inputs tests/data/validation/phe_dsr_testdata.csv (copied from shared/validation) and phe_isr_refdata.csv (workbook
   tests/testthat/testdata_DSR_ISR.xlsx). The expected sheets of that workbook are binary and could not
   be read from here, so the expected numbers below were produced by running the package's own
   formulas (R/DSR.R ``phe_dsr`` at commit 1fffcf5, R/Byars.R, R/ISRatio.R and R/ISRate.R at commit
@@ -35,7 +35,7 @@ import pytest
 
 import lumbarstats.standardize as sd
 
-VALIDATION = Path("/work/shared/validation")
+VALIDATION = Path(__file__).parent / "data" / "validation"  # copied from shared/validation (README there)
 HERE = Path(__file__).parent / "data" / "standardize"
 RTOL = 1e-6
 
