@@ -47,8 +47,6 @@ Garwood F (1936). Fiducial limits for the Poisson distribution. *Biometrika* 28:
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -200,34 +198,16 @@ def write_csv_atomic(df: pd.DataFrame, path: str | Path, *, min_cell: int = 5) -
     (:func:`lumbarstats.disclosure.protect`: cells from fewer than ``min_cell`` persons are hidden)."""
     from lumbarstats import disclosure
 
-    df = disclosure.protect(df, min_cell=min_cell)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            df.to_csv(fh, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return disclosure.write_protected_csv(df, path, min_cell=min_cell)
 
 
 def write_figure_atomic(fig, path: str | Path, **savefig_kwargs) -> Path:
-    """Save a matplotlib figure atomically (temp file in the same folder, then ``os.replace``)."""
+    """Save a matplotlib figure atomically (temporary name in the same folder, then rename)."""
+    from lumbarstats import io as _io
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, **{"dpi": 150, "bbox_inches": "tight", **savefig_kwargs})
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with _io.atomic_path(path, suffix=path.suffix) as tmp:
+        fig.savefig(tmp, **{"dpi": 150, "bbox_inches": "tight", "format": path.suffix.lstrip("."), **savefig_kwargs})
     return path
 
 

@@ -31,7 +31,6 @@ import hashlib
 import io
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -46,6 +45,7 @@ import yaml
 from lumbarstats import __version__
 from lumbarstats import dictionary as dictionary_mod
 from lumbarstats import disclosure as disclosure_mod
+from lumbarstats import io as io_mod
 
 __all__ = [
     "FORMATS",
@@ -700,19 +700,11 @@ def _xlsx_bytes(model: _Model) -> bytes:
 
 
 def _atomic_write(path: Path, payload: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    with io_mod.atomic_path(path, suffix=path.suffix) as tmp:
+        with open(tmp, "wb") as fh:
             fh.write(payload)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def _check_formats(formats) -> tuple[str, ...]:

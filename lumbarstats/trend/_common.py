@@ -6,7 +6,6 @@ Internal module; the public functions live in :mod:`lumbarstats.trend`.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -214,30 +213,19 @@ def linear_combination(res, L: np.ndarray, conf_level: float):
 
 
 def atomic_write_csv(df: pd.DataFrame, path: str | os.PathLike, **kwargs) -> Path:
-    """Write a CSV atomically (temp file in the same folder, then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    """Write a CSV atomically (see :func:`lumbarstats.io.atomic_path`)."""
+    from lumbarstats import io as _io
+
+    with _io.atomic_path(path) as tmp:
         df.to_csv(tmp, **kwargs)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return Path(path)
 
 
 def atomic_savefig(fig, path: str | os.PathLike, **kwargs) -> Path:
-    """Save a matplotlib figure atomically."""
+    """Save a matplotlib figure atomically (see :func:`lumbarstats.io.atomic_path`)."""
+    from lumbarstats import io as _io
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, **kwargs)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with _io.atomic_path(path, suffix=path.suffix) as tmp:
+        fig.savefig(tmp, **{"format": path.suffix.lstrip("."), **kwargs})
     return path
