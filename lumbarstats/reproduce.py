@@ -115,6 +115,7 @@ def _normalize(c: pd.DataFrame, table: str) -> pd.DataFrame:
     c = c.copy()
     c.insert(0, "table", table)
     rename = {"published_value": "published", "reproduced_value": "reproduced", "reference": "published",
+              "published_share": "published", "reproduced_share": "reproduced",
               "value": "reproduced"}
     c = c.rename(columns={k: v for k, v in rename.items() if k in c.columns and v not in c.columns})
     if "cell" not in c.columns:
