@@ -13,6 +13,7 @@ import matplotlib
 matplotlib.use(matplotlib.get_backend())  # respect MPLBACKEND (Agg in batch runs)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from lumbarstats import dictionary as _dictionary  # noqa: E402
@@ -74,6 +75,7 @@ def annual_rate_figure(rates: pd.DataFrame, *, modality: str | None = None, ax=N
             ax.plot(r["year"], r["rate"], "o", mfc="none", color=color, ms=5)
     ax.set_title(_MODALITY_TITLE[lang].get(modality, modality), loc="left", fontsize=11, fontweight="bold")
     ax.set_ylabel(_Y_LABEL[lang], fontsize=9)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.yaxis.set_major_formatter(number_formatter(0, lang))
     years = sorted(df["year"].unique())
     ax.set_xticks(years)
@@ -106,6 +108,7 @@ def period_bar_figure(periods: pd.DataFrame, *, modality: str | None = None, ax=
     ax.set_xticks(x, [_region_label(r, lang) for r in regions])
     ax.set_title(_MODALITY_TITLE[lang].get(modality, modality), loc="left", fontsize=11, fontweight="bold")
     ax.set_ylabel(_Y_LABEL[lang], fontsize=9)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.yaxis.set_major_formatter(number_formatter(0, lang))
     ax.grid(axis="y", color="#dddddd")
     ax.set_axisbelow(True)
