@@ -8,16 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use(matplotlib.get_backend())  # respect MPLBACKEND (Agg in batch runs)
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from lumbarstats import dictionary as _dictionary  # noqa: E402
-from lumbarstats import io as _io  # noqa: E402
+from lumbarstats import dictionary as _dictionary
+from lumbarstats import io as _io
 
 __all__ = ["REGION_COLORS", "annual_rate_figure", "period_bar_figure", "save_figure", "number_formatter"]
 

@@ -29,6 +29,11 @@ __all__ = ["run", "STEPS", "notebooks_dir", "execute_notebook", "comparison_tabl
 
 STEPS = ("annual", "groups", "profiles", "intervention", "time_to_event", "comparison", "export", "disclosure")
 
+SYNTHETIC_SOURCE = {
+    "da": "Syntetisk register (lumbarstats), kalibreret til Benchmarkingenhedens tal (maj 2024); egne beregninger.",
+    "en": "Synthetic register (lumbarstats), calibrated to the Benchmarking Unit's figures (May 2024); own calculations.",
+}
+
 TEMPLATE_FILES = {  # template name -> long-format CSV under output/tables
     "table1": "table1_mr_annual.csv", "table2": "table2_xray_annual.csv",
     "table5_1": "table5_1_mr_periods.csv", "table5_2": "table5_2_xray_periods.csv",
@@ -210,7 +215,8 @@ def run(data, out, *, scale: float = 1.0, seed: int = 2024, kernel: str = "lumba
                 continue
             df = pd.read_csv(path, na_values=[disclosure.SUPPRESSED_MARKER])
             exported.extend(tables.export_report_table(name, df, out / "publication", formats=formats, lang=lang,
-                                                       provenance=prov))
+                                                       provenance=prov, source=SYNTHETIC_SOURCE if meta.exists()
+                                                       else None))
     jobs.append(("export", "publication tables", _export))
 
     violations_holder: dict = {}

@@ -851,7 +851,7 @@ def _select(df: pd.DataFrame, where: Mapping | None, dd) -> pd.DataFrame:
 
 
 def _template_model(name, long_df: pd.DataFrame, lang: str, provenance: Provenance | None, disclosure: bool,
-                    min_cell: int) -> _Model:
+                    min_cell: int, source=None) -> _Model:
     _check_lang(lang)
     if not isinstance(long_df, pd.DataFrame):
         raise TypeError(f"expected a DataFrame, got {type(long_df).__name__}")
@@ -884,7 +884,7 @@ def _template_model(name, long_df: pd.DataFrame, lang: str, provenance: Provenan
     if builder is None:
         raise ValueError(f"template {name!r}: unknown layout type {kind!r}; use wide, measure_rows, grouped or records")
     header, body, numeric = builder(df, mask, lay, tpl, lang, dd)
-    src = _pick(tpl.get("source"), lang)
+    src = _pick(source if source is not None else tpl.get("source"), lang)
     return _Model(heading=_heading(tpl.get("label"), tpl.get("title"), lang), header=header, body=body,
                   numeric=numeric, notes=_notes(_pick(tpl.get("note"), lang), note_fn(lang) if note_fn else None, lang),
                   source=f"{_WORDS[lang]['source']}: {src}" if src else None,
@@ -1057,12 +1057,15 @@ def from_template(name: str | Path, long_df: pd.DataFrame, *, lang: str = "da", 
 def export_report_table(name: str | Path, long_df: pd.DataFrame, out_dir: str | Path,
                         formats: Sequence[str] | str = FORMATS, lang: str = "da",
                         provenance: Provenance | None = None, *, disclosure: bool = True,
-                        min_cell: int = disclosure_mod.MIN_CELL_DEFAULT, stem: str | None = None) -> list[Path]:
+                        min_cell: int = disclosure_mod.MIN_CELL_DEFAULT, stem: str | None = None,
+                        source: str | Mapping | None = None) -> list[Path]:
     """Pivot ``long_df`` as the template ``name`` says and write it to ``out_dir/<stem>.<format>``.
 
-    ``stem`` defaults to the template name (plus ``_en`` for English). Returns the written paths.
+    ``stem`` defaults to the template name (plus ``_en`` for English). ``source`` replaces the template's
+    source line (a string, or ``{"da": …, "en": …}``), e.g. for results from the synthetic register.
+    Returns the written paths.
     """
-    model = _template_model(name, long_df, lang, provenance, disclosure, min_cell)
+    model = _template_model(name, long_df, lang, provenance, disclosure, min_cell, source=source)
     base = stem or (Path(name).stem + ("" if lang == "da" else f"_{lang}"))
     return _write_model(model, Path(out_dir) / base, formats)
 
