@@ -136,9 +136,12 @@ def _summary_lines(comp: pd.DataFrame) -> list[str]:
     if comp.empty:
         return lines
     for table, g in comp.groupby("table", sort=False):
-        d = pd.to_numeric(g["difference"], errors="coerce").abs()
+        rel = "relative_difference_pct" in g and g["relative_difference_pct"].notna().any()
+        d = pd.to_numeric(g["relative_difference_pct" if rel else "difference"], errors="coerce").abs()
+        unit = " %" if rel else ""
         if d.notna().any():
-            lines.append(f"  {table:<18} {len(g):>4} cells  mean |diff| {d.mean():6.2f}  max |diff| {d.max():6.2f}")
+            lines.append(f"  {table:<18} {len(g):>4} cells  mean |diff| {d.mean():6.2f}{unit}  "
+                         f"max |diff| {d.max():6.2f}{unit}")
     return lines
 
 
