@@ -185,6 +185,7 @@ def run(data, out, *, scale: float = 1.0, seed: int = 2024, kernel: str = "lumba
 
         runs = batch.run_batch(nb_dir / "05_time_to_event.ipynb", out / "time_to_event",
                                regions=regions_time_to_event, parameters={"data_dir": str(data)}, kernel=kernel,
+                               force=True,  # reproduce recomputes everything: the register may have changed
                                progress=False)
         failed = runs[runs["status"] == "failed"]
         if len(failed):
