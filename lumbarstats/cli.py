@@ -67,12 +67,13 @@ def reproduce(
     raise typer.Exit(code=0 if ok else 1)
 
 
-@app.command()
+@app.command(context_settings={"allow_extra_args": True})
 def batch(
+    ctx: typer.Context,
     notebook: Annotated[Path, typer.Argument(help="Parameterized notebook (a cell tagged 'parameters').")],
     out: Annotated[Path, typer.Option(help="Output directory; DIR/runs.csv lists the runs.")],
     regions: Annotated[str, typer.Option(help="'all' (five regions and the whole country) or names separated by commas.")] = "all",
-    parameter: Annotated[list[str] | None, typer.Option("-p", "--parameter", help="NAME=VALUE (repeatable); 'NAME VALUE' also accepted.")] = None,
+    parameter: Annotated[list[str] | None, typer.Option("-p", "--parameter", help="-p NAME VALUE or -p NAME=VALUE (repeatable), as papermill's -p.")] = None,
     force: Annotated[bool, typer.Option(help="Re-run regions that already completed.")] = False,
     kernel: Annotated[str, typer.Option(help="Jupyter kernel name.")] = DEFAULT_KERNEL,
 ) -> None:
@@ -80,7 +81,7 @@ def batch(
     from lumbarstats import batch as batch_mod
 
     try:
-        params = batch_mod.parse_parameters(parameter or [])
+        params = batch_mod.parse_parameters(_pair_parameters(parameter or [], list(ctx.args)))
         runs = batch_mod.run_batch(notebook, out, regions=regions, parameters=params, force=force, kernel=kernel)
     except (ValueError, LookupError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -88,6 +89,22 @@ def batch(
     failed = runs[runs["status"] == "failed"]
     typer.echo(runs.to_string(index=False))
     raise typer.Exit(code=1 if len(failed) else 0)
+
+
+def _pair_parameters(items: list[str], extra: list[str]) -> list[str]:
+    """``-p NAME VALUE``: click gives NAME to the option and VALUE as an extra argument, in order."""
+    out = []
+    extra = list(extra)
+    for item in items:
+        if "=" in item or " " in item:
+            out.append(item)
+        elif extra:
+            out.append(f"{item}={extra.pop(0)}")
+        else:
+            raise ValueError(f"parameter {item!r} has no value: use -p {item} VALUE or -p {item}=VALUE")
+    if extra:
+        raise ValueError(f"unexpected argument(s) {extra}; notebook parameters go as -p NAME VALUE")
+    return out
 
 
 @app.command("check-disclosure")
