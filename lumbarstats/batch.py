@@ -221,9 +221,16 @@ def install_kernel(name: str = DEFAULT_KERNEL, user: bool = False) -> Path:
     from ipykernel import kernelspec
 
     display = KERNEL_DISPLAY_NAME if name == DEFAULT_KERNEL else f"Python ({name})"
-    path = kernelspec.install(kernel_name=name, display_name=display, user=user,
-                              prefix=None if user else sys.prefix)
-    return Path(path)
+    path = Path(kernelspec.install(kernel_name=name, display_name=display, user=user,
+                                   prefix=None if user else sys.prefix))
+    # batch runs start many kernels: keep the kernel application's own start-up warnings (e.g. ipykernel's
+    # note that local TCP transport is unencrypted) out of the run log; errors still show
+    spec_file = path / "kernel.json"
+    spec = json.loads(spec_file.read_text(encoding="utf-8"))
+    if "--IPKernelApp.log_level=ERROR" not in spec["argv"]:
+        spec["argv"].append("--IPKernelApp.log_level=ERROR")
+        spec_file.write_text(json.dumps(spec, indent=1), encoding="utf-8")
+    return path
 
 
 # -- runs.csv -----------------------------------------------------------------------------------------
