@@ -11,7 +11,7 @@ OUT    ?= output
 KERNEL ?= lumbarstats
 PYTEST_ARGS ?=
 
-.PHONY: reproduce test install install-test venv synth bench wheelhouse lint clean
+.PHONY: reproduce test install install-test venv synth bench wheelhouse lint clean lab
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ bench: install
 
 wheelhouse: $(PY)
 	$(PY) tools/wheelhouse.py --out wheelhouse
+
+lab: install
+	$(PY) -m pip install --quiet -e '.[notebook]'
+	$(VENV)/bin/jupyter lab notebooks
 
 lint: install-test
 	$(VENV)/bin/ruff check lumbarstats tests bench
