@@ -55,6 +55,8 @@ def annual_rates(data_dir, *, modality: str = "MR", regions="all", years: Sequen
                                       years=years, include_related=include_related, with_total=True)
     res = _standardize.direct(counts, strata=STRATA, standard=_standard(data_dir, standard),
                               by=["region_name", "year"], per=per, method=method, conf_level=conf_level)
+    res = res.merge(_persons(data_dir, "year", modality=modality, years=years, include_related=include_related),
+                    on=["region_name", "year"], how="left")
     res = res.rename(columns={"region_name": "region"})
     res.insert(0, "modality", modality)
     res = _order_regions(res)
@@ -81,6 +83,8 @@ def period_rates(data_dir, *, modality: str = "MR", regions="all",
     std = _standard(data_dir, standard)
     rates = _standardize.direct(counts, strata=STRATA, standard=std, by=["region_name", "period"], per=per,
                                 method=method, conf_level=conf_level)
+    rates = rates.merge(_persons(data_dir, "period", modality=modality, periods=periods),
+                        on=["region_name", "period"], how="left")
     ratios = _standardize.rate_ratio(counts, strata=STRATA, group="period", reference=reference_period,
                                      standard=std, by=["region_name"], per=per, method=ratio_method,
                                      conf_level=conf_level)
@@ -96,6 +100,13 @@ def period_rates(data_dir, *, modality: str = "MR", regions="all",
     out = _order_regions(out, extra=["period"])
     out["period"] = out["period"].astype(str)
     return _select_regions(out, regions).reset_index(drop=True)
+
+
+def _persons(data_dir, key: str, **kwargs) -> pd.DataFrame:
+    """Distinct persons examined per region and year/period (the count the disclosure rule is about).
+    Summing the strata's persons would count a person twice when a pooled period spans two age bands."""
+    p = _aggregate.strata_counts(data_dir, by=["region_name", key], with_total=True, **kwargs)
+    return p[["region_name", key, "persons"]]
 
 
 def _order_regions(df: pd.DataFrame, extra: Sequence[str] = ("year",)) -> pd.DataFrame:
@@ -157,8 +168,10 @@ def compare_periods(reproduced: pd.DataFrame) -> pd.DataFrame:
 
 ANNUAL_FILES = {"MR": "table1_mr_annual.csv", "XRAY": "table2_xray_annual.csv"}
 PERIOD_FILES = {"MR": "table5_1_mr_periods.csv", "XRAY": "table5_2_xray_periods.csv"}
-ANNUAL_COLUMNS = ["region", "year", "events", "population", "rate", "lower", "upper", "conf_level", "method"]
-PERIOD_COLUMNS = ["region", "period", "events", "population", "rate", "lower", "upper", "ratio", "ratio_lower",
+ANNUAL_COLUMNS = ["region", "year", "events", "persons", "population", "rate", "lower", "upper", "conf_level",
+                  "method"]
+PERIOD_COLUMNS = ["region", "period", "events", "persons", "population", "rate", "lower", "upper", "ratio",
+                  "ratio_lower",
                   "ratio_upper", "pct_change", "pct_lower", "pct_upper", "reference_period", "conf_level", "method"]
 
 
@@ -182,6 +195,6 @@ def write_rate_tables(out_dir, *, annual: pd.DataFrame | None = None, periods: p
             # the regions add up to Landsplan: a hidden region must not be recoverable from the total
             written.append(disclosure.write_protected_csv(
                 g, tables / files[modality], keys=["region", key], group_totals={"region": "Landsplan"},
-                count_columns=["events"], value_columns=[c for c in g.columns if c not in ("region", key, "events",
-                                                                                              "method")]))
+                count_columns=["events", "persons"], rule_column="persons",
+                value_columns=[c for c in g.columns if c not in ("region", key, "events", "persons", "method")]))
     return written
