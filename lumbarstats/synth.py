@@ -29,13 +29,18 @@ sex) only for the employed.
 
 with region-specific group factors raked (iterative proportional fitting) so that 2021–23 group
 rates match the report's tables 5.3–5.4 (crude for age and sex, sex- and age-standardized for the
-others), and ``base`` solved so that the **expected** sex- and age-standardized rate under the
-package's default standard population (the national adult population pooled over 2014–2023 by sex
-x age band) equals the published tables 1–2 for every region, year and modality — exactly, given the
-realised population. Public examinations arrive in *episodes*: single-modality episodes and
-combined X-ray-then-MR episodes, each with a few repeat examinations, and a person-level gamma
-frailty (mean 1, variance 1) that makes imaging recur in some persons; the expected count stays the
-rate above. Privately paid examinations (about 8 % of all, mostly MR, rising over time) and a few
+others), a national interaction factor for the five most frequent patient profiles of table 4.1 (so
+that they are the top five with the published shares; no other profile may outrank the fifth), and
+``base`` solved so that the **expected** sex- and age-standardized rate under the package's default
+standard population (the national adult population pooled over 2014–2023 by sex x age band) equals
+the published tables 1–2 for every region, year and modality — exactly, given the realised
+population. Public examinations arrive in *episodes*: single-modality episodes and combined
+X-ray-then-MR episodes, each with a few repeat examinations, and a person-level gamma frailty (mean 1,
+variance 1) that makes imaging recur in some persons. The number of episodes in each region x year x
+sex x age-band stratum is its expectation (stochastically rounded) and the episodes are allocated to
+persons in proportion to rate x frailty (a Poisson process conditioned on its total), so realised
+standardized rates stay within about 0.1 per 1,000 of the published ones at full scale.
+Privately paid examinations (about 8 % of all, mostly MR, rising over time) and a few
 "other"-payer ones are added on top; rates count public examinations only, as the report does.
 CT examinations are generated at about 15 % of the X-ray rate.
 
