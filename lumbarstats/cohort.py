@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from lumbarstats import dictionary
+from lumbarstats.io import sql_literal
 
 __all__ = ["Cohort", "build_cohort", "OUTCOMES"]
 
@@ -107,9 +108,9 @@ class _Source:
             for name in ("population", "examinations", "surgery", "exits"):
                 file = root / f"{name}.parquet"
                 if file.is_file():
-                    self.tables[name] = f"read_parquet('{file.as_posix()}')"
+                    self.tables[name] = f"read_parquet({sql_literal(file)})"
                 elif file.is_dir():
-                    self.tables[name] = f"read_parquet('{file.as_posix()}/**/*.parquet')"
+                    self.tables[name] = f"read_parquet({sql_literal(file.as_posix() + '/**/*.parquet')})"
 
     def require(self, name: str, columns: Sequence[str]) -> str:
         if name not in self.tables:

@@ -56,6 +56,7 @@ import numpy as np
 import pandas as pd
 
 from lumbarstats import dictionary
+from lumbarstats.io import sql_literal
 
 __all__ = [
     "GroupVariable",
@@ -415,8 +416,8 @@ def attributed_examinations(data_dir, *, years=(2021, 2023), modalities: Iterabl
     sql = f"""
         SELECT e.person_id, CAST(e.date AS DATE) AS date, CAST(year(e.date) AS INTEGER) AS year,
                e.modality, e.payer, p.region, p.sex, p.age, p.education, p.employment, p.industry, p.cci
-        FROM read_parquet('{_parquet_source(data_dir, "examinations")}') AS e
-        JOIN read_parquet('{_parquet_source(data_dir, "population")}') AS p
+        FROM read_parquet({sql_literal(_parquet_source(data_dir, "examinations"))}) AS e
+        JOIN read_parquet({sql_literal(_parquet_source(data_dir, "population"))}) AS p
           ON p.person_id = e.person_id AND p.year = year(e.date)
         WHERE year(e.date) BETWEEN {first} AND {last} AND ({code_filter})
     """

@@ -22,9 +22,21 @@ import pandera.pandas as pa
 from lumbarstats import dictionary as _dictionary
 
 __all__ = ["RegisterValidationError", "read_table", "validate", "load_register_table", "validate_register",
-           "atomic_path", "write_parquet", "write_csv", "schema_for"]
+           "atomic_path", "write_parquet", "write_csv", "schema_for", "sql_literal"]
 
 MAX_ROWS_SHOWN = 5
+
+
+def sql_literal(value) -> str:
+    """A SQL string literal for DuckDB: paths as POSIX (works on Windows too), quotes escaped, so that a
+    folder such as ``O'Brien`` or ``C:\\data`` never breaks (or injects into) a query."""
+    text = Path(value).as_posix() if isinstance(value, Path) else str(value)
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _textlike(s: pd.Series) -> bool:
+    """Object or string dtype (pandas 2 and 3)."""
+    return pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)
 
 
 class RegisterValidationError(ValueError):
@@ -153,15 +165,15 @@ def validate(df: pd.DataFrame, table: str, *, source: str = "<DataFrame>", dd=No
     df = df.copy()
     # string code columns: strip whitespace (exact matching otherwise; never prefixes)
     for name, c in spec["columns"].items():
-        if name in df.columns and c["dtype"] == "str" and df[name].dtype == object:
+        if name in df.columns and c["dtype"] == "str" and _textlike(df[name]):
             df[name] = df[name].str.strip()
-        if name in df.columns and c["dtype"] == "date" and not np.issubdtype(df[name].dtype, np.datetime64):
+        if name in df.columns and c["dtype"] == "date" and not pd.api.types.is_datetime64_any_dtype(df[name]):
             conv = pd.to_datetime(df[name], errors="coerce")
             bad = conv.isna() & df[name].notna()
             if bad.any():
                 _raise_rows(source, df, name, "value is a date (YYYY-MM-DD)", bad.to_numpy())
             df[name] = conv
-        if name in df.columns and c["dtype"] in ("int", "float") and df[name].dtype == object:
+        if name in df.columns and c["dtype"] in ("int", "float") and _textlike(df[name]):
             conv = pd.to_numeric(df[name], errors="coerce")
             bad = conv.isna() & df[name].notna()
             if bad.any():
@@ -197,7 +209,8 @@ def validate(df: pd.DataFrame, table: str, *, source: str = "<DataFrame>", dd=No
 
 def _raise_rows(source, df: pd.DataFrame, column, rule: str, mask: np.ndarray):
     rows = df.loc[mask].head(MAX_ROWS_SHOWN).copy()
-    rows.index = np.flatnonzero(mask)[:MAX_ROWS_SHOWN] + 1
+    # row numbers in the file (validate_register shifts the index of later batches)
+    rows.index = np.asarray(df.index)[mask][:MAX_ROWS_SHOWN] + 1
     rows.index.name = "row"
     raise RegisterValidationError(source, column, rule, rows=rows, n_failed=int(mask.sum())) from None
 
@@ -239,7 +252,7 @@ def validate_register(data_dir, *, tables=("population", "examinations", "surger
         key = dd.table(table).get("primary_key")
         if key:
             cols = ", ".join(key)
-            dup = duckdb.sql(f"SELECT {cols}, count(*) AS n FROM read_parquet('{path.as_posix()}') "
+            dup = duckdb.sql(f"SELECT {cols}, count(*) AS n FROM read_parquet({sql_literal(path)}) "
                              f"GROUP BY {cols} HAVING count(*) > 1 LIMIT {MAX_ROWS_SHOWN}").df()
             if len(dup):
                 raise RegisterValidationError(path, cols, f"no duplicate rows for {key}", rows=dup)
@@ -251,6 +264,15 @@ def validate_register(data_dir, *, tables=("population", "examinations", "surger
 # --------------------------------------------------------------------------------------------
 # atomic writes
 # --------------------------------------------------------------------------------------------
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
 
 @contextlib.contextmanager
 def atomic_path(path, *, suffix: str | None = None) -> Iterator[Path]:
@@ -265,6 +287,9 @@ def atomic_path(path, *, suffix: str | None = None) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp makes the file private (0600); give it the permissions a normally created file gets,
+        # so that colleagues sharing a project folder can read the outputs
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -14,7 +14,8 @@ Functions (all return one tidy DataFrame, PHEindicatormethods style:
 
 - :func:`direct` — directly standardized rates (DSR), methods ``gamma`` (Fay & Feuer 1997),
   ``tiwari`` (Tiwari, Clegg & Zou 2006), ``dobson`` (Dobson et al. 1991 with Byar's limits, as
-  PHEindicatormethods::calculate_dsr), ``lognormal`` and ``normal``.
+  PHEindicatormethods::calculate_dsr), ``lognormal`` and ``normal``; with ``event_frequency`` the
+  variance allows for several events per person (PHEindicatormethods' non-independent events).
 - :func:`indirect` — standardized (morbidity) ratios (SMR) and indirectly standardized rates
   (as PHEindicatormethods::calculate_ISRatio / calculate_ISRate), methods ``byar`` and ``exact``.
 - :func:`rate_ratio` — ratio of DSRs between levels of a column, methods ``lognormal`` (delta
@@ -42,6 +43,9 @@ References
   of Cohort Studies. IARC Sci Publ 82 (Byar's approximation to the Poisson limits, p. 69).
 - Fay MP (1999). Approximate confidence intervals for rate ratios from directly standardized rates
   with sparse data. Commun Stat Theory Methods 28:2141–2160.
+- Office for Health Improvement and Disparities. Fingertips Public Health Technical Guidance,
+  chapter on directly standardised rates (confidence intervals for non-independent events), as
+  implemented in PHEindicatormethods::calculate_dsr (``independent_events = FALSE``).
 - Eurostat (2013). Revision of the European Standard Population. Report of Eurostat's task force.
   Methodologies and Working papers, KS-RA-13-028-EN-N.
 """
@@ -459,7 +463,8 @@ def _gamma_limits(y, v, wbound, conf_level):
 
 def direct(data: pd.DataFrame, *, strata, standard="default", events: str = "events",
            population: str = "population", by=None, per: float = 1000, method: str = "gamma",
-           conf_level: float = 0.95, min_events: int | None = None) -> pd.DataFrame:
+           conf_level: float = 0.95, min_events: int | None = None,
+           event_frequency: str | None = None) -> pd.DataFrame:
     """Directly standardized rates (DSR) with confidence intervals, one row per ``by`` group.
 
     The DSR of a group is ``sum_s w_s E_s / N_s`` with standard weights ``w_s`` (normalised to sum 1),
@@ -494,6 +499,30 @@ def direct(data: pd.DataFrame, *, strata, standard="default", events: str = "eve
     conf_level : two-sided confidence level in (0, 1).
     min_events : groups with fewer events get NaN rate/limits and a reason. Default: 10 for
         ``dobson`` (PHEindicatormethods' rule), 0 otherwise.
+    event_frequency : name of a column of events per person, for non-independent events (a person
+        with several examinations in a stratum). ``None`` (default): events are independent Poisson
+        counts. When given, ``data`` has one row per ``by`` group x stratum x event frequency ``f``
+        (integers >= 1; frequencies nobody had may be left out), ``events`` is the number of
+        *persons* with exactly ``f`` events in that cell (not the number of events), and
+        ``population`` is repeated, identical, on every frequency row of a cell. This is the layout
+        of PHEindicatormethods::calculate_dsr(..., independent_events = FALSE, eventfreq, ageband).
+        The events of a cell are ``E_s = sum_f f P_fs`` (so ``rate``, ``events`` and ``crude_rate``
+        equal those of the independent analysis of the collapsed counts) and, with the person counts
+        ``P_fs`` independent Poisson, the variance is ``v = sum_s (w_s / N_s)^2 sum_f f^2 P_fs``
+        instead of ``sum_s (w_s / N_s)^2 E_s`` — identical when every frequency is 1, larger when
+        events cluster in persons. This is PHEindicatormethods' ``custom_vardsr`` (the per-frequency
+        DSR variances times ``f^2``, summed over frequencies; Fingertips Public Health Technical
+        Guidance, DSR chapter). Methods: ``"dobson"`` (as calculate_dsr: Byar's limits of the total
+        event count, scaled by ``sqrt(v / obs)``), and ``"normal"`` / ``"lognormal"``, which use only
+        ``v`` and so take it unchanged (an extension beyond PHEindicatormethods). ``"gamma"`` and
+        ``"tiwari"`` are refused: their upper limit adds the weight ``w_M`` of one extra Poisson
+        variable, which for person-frequency cells (weights ``f w_s / N_s``) depends on which
+        frequencies are possible, and no published source settles that. One difference from
+        calculate_dsr: it normalises the standard within each (group, frequency) subset of rows,
+        so it agrees with this function only when every frequency has a row for every stratum
+        (fill absent ones with 0 persons); here weights are always normalised over the whole
+        standard. ``method`` in the output reads e.g. ``"dobson, with variance adjusted for
+        non-independent events"``.
 
     Returns
     -------
@@ -513,6 +542,11 @@ def direct(data: pd.DataFrame, *, strata, standard="default", events: str = "eve
     _check_method(method, DIRECT_METHODS, fn)
     conf_level = _check_conf_level(conf_level)
     per = _check_per(per)
+    if event_frequency is not None:
+        return _direct_nonindependent(data, strata=strata, standard=standard, events=events,
+                                      population=population, by=by, per=per, method=method,
+                                      conf_level=conf_level, min_events=min_events,
+                                      event_frequency=event_frequency)
     std = _resolve_standard(standard, data, strata, population, fn)
     cells = _build_cells(data, std[strata], strata=strata, by=by, events=events, population=population, fn=fn)
     res = _direct_from_cells(cells, std["weight"].to_numpy(dtype=float), per=per, method=method,
@@ -520,9 +554,93 @@ def direct(data: pd.DataFrame, *, strata, standard="default", events: str = "eve
     return pd.concat([cells.keys, res], axis=1)
 
 
+NONINDEPENDENT_METHODS = ("dobson", "normal", "lognormal")
+
+
+def _collapse_event_frequency(data: pd.DataFrame, *, strata: list[str], by: list[str], events: str,
+                              population: str, event_frequency: str, sq_col: str,
+                              fn: str) -> pd.DataFrame:
+    """Person-frequency rows -> one row per group x stratum with total events and sum f^2 persons."""
+    _require_columns(data, [*by, *strata, events, population, event_frequency], f"{fn}: data")
+    if event_frequency in by or event_frequency in strata:
+        raise ValueError(f"{fn}: event_frequency column {event_frequency!r} must not be in by or strata")
+    if event_frequency in (events, population):
+        raise ValueError(f"{fn}: event_frequency column {event_frequency!r} must differ from the events "
+                         f"({events!r}) and population ({population!r}) columns")
+    try:
+        freq = pd.to_numeric(data[event_frequency], errors="raise").to_numpy(dtype=float)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{fn}: event_frequency column {event_frequency!r} must be numeric ({e})") from None
+    bad = ~np.isfinite(freq)
+    if bad.any():
+        raise ValueError(f"{fn}: event_frequency column {event_frequency!r} has missing or infinite values "
+                         f"in rows {_row_labels(data, bad)}")
+    bad = (freq < 1) | (freq != np.round(freq))
+    if bad.any():
+        raise ValueError(
+            f"{fn}: event_frequency column {event_frequency!r} must hold whole numbers >= 1 (events per "
+            f"person); rows {_row_labels(data, bad)} do not"
+        )
+    persons = _counts(data, events, f"{fn}: data")
+    pop = _counts(data, population, f"{fn}: data")
+    keys = [*by, *strata]
+    dup = data.duplicated([*keys, event_frequency], keep=False).to_numpy()
+    if dup.any():
+        raise ValueError(
+            f"{fn}: data has more than one row for the same group x stratum x event frequency "
+            f"({[*keys, event_frequency]}) in rows {_row_labels(data, dup, 10)}; aggregate them first"
+        )
+    tmp = data[keys].copy()
+    tmp["_pop"] = pop
+    g = tmp.groupby(keys, sort=False, observed=True, dropna=False)["_pop"]
+    differ = (g.transform("max") != g.transform("min")).to_numpy()
+    if differ.any():
+        raise ValueError(
+            f"{fn}: column {population!r} differs between the event-frequency rows of the same group x "
+            f"stratum ({keys}) in rows {_row_labels(data, differ, 10)}; with event_frequency the "
+            "population of a cell must be repeated, identical, on each of its frequency rows"
+        )
+    tmp["_events"] = freq * persons
+    tmp["_sq"] = freq * freq * persons
+    out = (tmp.groupby(keys, sort=False, observed=True, dropna=False)
+           .agg(_events=("_events", "sum"), _pop=("_pop", "first"), _sq=("_sq", "sum"))
+           .reset_index())
+    return out.rename(columns={"_events": events, "_pop": population, "_sq": sq_col})
+
+
+def _direct_nonindependent(data: pd.DataFrame, *, strata: list[str], standard, events: str,
+                           population: str, by: list[str], per: float, method: str, conf_level: float,
+                           min_events: int | None, event_frequency: str) -> pd.DataFrame:
+    """:func:`direct` for person-frequency data (PHEindicatormethods' non-independent events)."""
+    fn = "direct"
+    if method not in NONINDEPENDENT_METHODS:
+        raise ValueError(
+            f"{fn}: event_frequency (non-independent events) is implemented for methods "
+            f"{list(NONINDEPENDENT_METHODS)}, got method={method!r}. The gamma-type intervals add the "
+            "weight of one extra Poisson variable, which is not defined for person-frequency cells; use "
+            "method='dobson' (as PHEindicatormethods::calculate_dsr)"
+        )
+    sq_col = "__sum_f2_persons__"
+    while sq_col in data.columns:
+        sq_col += "_"
+    collapsed = _collapse_event_frequency(data, strata=strata, by=by, events=events, population=population,
+                                          event_frequency=event_frequency, sq_col=sq_col, fn=fn)
+    std = _resolve_standard(standard, collapsed, strata, population, fn)
+    cells = _build_cells(collapsed, std[strata], strata=strata, by=by, events=events,
+                         population=population, fn=fn)
+    sq = _build_cells(collapsed, std[strata], strata=strata, by=by, events=sq_col,
+                      population=population, fn=fn).E
+    res = _direct_from_cells(cells, std["weight"].to_numpy(dtype=float), per=per, method=method,
+                             conf_level=conf_level, min_events=min_events, sq_events=sq)
+    res["method"] = f"{method}, with variance adjusted for non-independent events"
+    return pd.concat([cells.keys, res], axis=1)
+
+
 def _direct_from_cells(cells: _Cells, w_raw: np.ndarray, *, per: float, method: str, conf_level: float,
-                       min_events: int | None, extra: bool = False):
+                       min_events: int | None, extra: bool = False, sq_events: np.ndarray | None = None):
     y, v, wi, w, bad, reason = _dsr_core(cells, w_raw)
+    if sq_events is not None:  # non-independent events: v = sum_s (w_s/N_s)^2 sum_f f^2 P_fs
+        v = np.sum(wi * wi * sq_events, axis=1)
     obs = cells.E.sum(axis=1)
     Npop = cells.N.sum(axis=1)
     z = _z(conf_level)

@@ -72,6 +72,7 @@ from scipy.special import ndtri
 from lumbarstats import __version__
 from lumbarstats import dictionary as _dictionary
 from lumbarstats import reference as _reference
+from lumbarstats.io import sql_literal
 
 __all__ = ["generate", "summarize", "SynthConfig", "expected_standardized_rates", "TABLE_FILES"]
 
@@ -129,6 +130,10 @@ def _thresholds(probs: np.ndarray) -> np.ndarray:
 def _categorize(z: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     """Category index of z given per-row thresholds (n, k-1)."""
     return (z[:, None] > thresholds).sum(axis=1).astype(np.int8)
+
+
+def _config_dict(cfg: SynthConfig) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()}
 
 
 def _atomic_replace_dir(tmp: Path, final: Path) -> None:
@@ -288,7 +293,8 @@ class _PopulationSimulator:
             leaving = idx[dies | emig]
             start = (dt.date(year, 1, 1) - dt.date(1970, 1, 1)).days
             ndays = 366 if year % 4 == 0 else 365
-            exit_day[leaving] = start + rng.integers(0, ndays, len(leaving))
+            # from 2 January: a person present on 31 December has at least one day of the year
+            exit_day[leaving] = start + rng.integers(1, ndays, len(leaving))
             exit_type[idx[dies]] = 1
             exit_type[idx[emig]] = 2
             alive[leaving] = False
@@ -655,14 +661,19 @@ def generate(out_dir, *, scale: float = 1.0, seed: int = 2024, force: bool = Fal
     if not (0 < scale <= 2):
         raise ValueError(f"scale must be in (0, 2], got {scale}")
     out = Path(out_dir)
+    cfg = config or SynthConfig()
     meta_path = out / "metadata.json"
-    if meta_path.exists() and not force:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("seed") == seed and meta.get("scale") == scale and meta.get("version") == __version__:
+    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+    if out.exists() and any(out.iterdir()) and meta.get("generator") != "lumbarstats.synth":
+        # the folder is replaced as a whole: never delete someone's other files
+        raise FileExistsError(f"{out} is not empty and holds no synthetic register (no metadata.json from "
+                              "lumbarstats.synth); choose an empty or new folder")
+    if meta and not force:
+        if (meta.get("seed") == seed and meta.get("scale") == scale and meta.get("version") == __version__
+                and meta.get("config") == _config_dict(cfg)):
             if verbose:
                 print(f"synthetic register already present in {out} (seed {seed}, scale {scale}); use force=True to regenerate")
             return out
-    cfg = config or SynthConfig()
     t0 = time.perf_counter()
     dd = _dictionary.load()
     years = list(range(dd.study_years[0], dd.study_years[1] + 1))
@@ -742,7 +753,7 @@ def generate(out_dir, *, scale: float = 1.0, seed: int = 2024, force: bool = Fal
         meta = {
             "generator": "lumbarstats.synth", "version": __version__, "seed": seed, "scale": scale,
             "years": [years[0], years[-1]], "persons": int(n_persons), "counts": counts,
-            "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()},
+            "config": _config_dict(cfg),
             "standard": "national adult population pooled over the study years by sex x age band (model/standard.csv)",
         }
         (tmp / "metadata.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
@@ -1006,7 +1017,7 @@ def expected_standardized_rates(data_dir) -> pd.DataFrame:
     cells = con.execute(f"""
         SELECT region, year, sex, {ab_case} AS age_band, {ap_case} AS age_group_profile, education, employment,
                coalesce(industry, 'none') AS industry, {cci_case} AS cci_category, count(*) AS pop
-        FROM read_parquet('{(d / TABLE_FILES['population']).as_posix()}')
+        FROM read_parquet({sql_literal(d / TABLE_FILES['population'])})
         GROUP BY ALL""").df()
     cells["education_profile"] = dd.profile_group("education", cells["education"]).to_numpy()
     cells["employment_profile"] = dd.profile_group("employment", cells["employment"]).to_numpy()
@@ -1052,10 +1063,10 @@ def summarize(data_dir) -> str:
     if not (d / TABLE_FILES["population"]).exists():
         raise FileNotFoundError(f"no register in {d} (missing {TABLE_FILES['population']}); run `lumbarstats synth`")
     con = duckdb.connect()
-    pop = con.execute(f"SELECT year, count(*) n FROM read_parquet('{(d / TABLE_FILES['population']).as_posix()}') "
+    pop = con.execute(f"SELECT year, count(*) n FROM read_parquet({sql_literal(d / TABLE_FILES['population'])}) "
                       "GROUP BY year ORDER BY year").df()
     ex = con.execute(f"""SELECT year(date) AS year, modality, payer, count(*) n
-        FROM read_parquet('{(d / TABLE_FILES['examinations']).as_posix()}') GROUP BY ALL ORDER BY ALL""").df()
+        FROM read_parquet({sql_literal(d / TABLE_FILES['examinations'])}) GROUP BY ALL ORDER BY ALL""").df()
     wide = ex[ex["payer"] == "public"].pivot(index="year", columns="modality", values="n")
     lines = [f"Register {d}"]
     meta = d / "metadata.json"

@@ -147,3 +147,36 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
 def test_validate_register_on_synthetic(small_register):
     counts = ls.io.validate_register(small_register)
     assert counts["population"] > 400_000 and counts["examinations"] > 10_000
+
+
+def test_paths_with_quotes_work_in_queries(tmp_path, small_register):
+    import shutil
+
+    odd = tmp_path / "o'brien" / "reg"
+    shutil.copytree(small_register, odd)
+    assert ls.io.validate_register(odd, tables=("population",))["population"] > 0
+    assert "person-years" in ls.synth.summarize(odd)
+    assert ls.aggregate.strata_counts(odd, by=["year"])["events"].sum() > 0
+
+
+def test_error_row_numbers_count_from_the_file_start(tmp_path):
+    df = pd.concat([_population()] * 50, ignore_index=True)
+    df["person_id"] = range(len(df))
+    df.loc[150, "age"] = 200
+    p = tmp_path / "population.parquet"
+    df.to_parquet(p)
+    with pytest.raises(RegisterValidationError) as err:
+        ls.io.validate_register(tmp_path, tables=("population",), batch_rows=100)
+    assert list(err.value.rows.index) == [151]
+
+
+def test_atomic_outputs_are_readable_like_normal_files(tmp_path):
+    import os
+    import stat
+
+    target = tmp_path / "t.csv"
+    ls.io.write_csv(pd.DataFrame({"a": [1]}), target)
+    normal = tmp_path / "n.csv"
+    normal.write_text("a\n1\n", encoding="utf-8")
+    if os.name == "posix":
+        assert stat.S_IMODE(target.stat().st_mode) == stat.S_IMODE(normal.stat().st_mode)

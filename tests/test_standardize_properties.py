@@ -51,7 +51,9 @@ def test_lower_le_rate_le_upper(tab, method, conf):
     tol = 1e-9 * max(1.0, r["rate"])
     assert r["lower"] <= r["rate"] + tol
     assert r["rate"] <= r["upper"] + tol
-    assert r["lower"] >= -tol or method == "normal"
+    # the normal interval, and Dobson's with very few events (which PHE therefore suppresses below 10
+    # events; min_events=0 here), can fall below zero
+    assert r["lower"] >= -tol or method in ("normal", "dobson")
 
 
 @SETTINGS

@@ -128,3 +128,18 @@ def test_realized_rates_close_to_published_at_small_scale(small_register):
     # 1 % scale: ~650-900 events a year nationally, so about +-8 % sampling error at 2 SE
     assert (abs(m["rate"] - m["published"]) / m["published"]).max() < 0.12
     assert (m["lower"] <= m["published"]).mean() >= 0.8
+
+
+def test_generate_never_deletes_a_foreign_folder(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me", encoding="utf-8")
+    with pytest.raises(FileExistsError, match="not empty"):
+        ls.synth.generate(folder, scale=0.002, seed=5, verbose=False)
+    assert (folder / "notes.txt").read_text(encoding="utf-8") == "keep me"
+
+
+def test_no_examination_outside_its_population_year(small_register):
+    d = _q(small_register, """SELECT count(*) n FROM EX e ANTI JOIN POP p
+        ON e.person_id = p.person_id AND year(e.date) = p.year WHERE e.payer = 'public'""")
+    assert d["n"].iloc[0] == 0
