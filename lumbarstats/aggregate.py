@@ -128,7 +128,8 @@ def strata_counts(
     modality : ``"MR"``, ``"XRAY"``, ``"CT"``, a list, or None for all; with several, put
         ``modality`` in ``by`` to keep them apart.
     payer : ``"public"`` (the report's analyses), a list, or None for all payers.
-    years : ``(first, last)`` inclusive, or a list of years; default all.
+    years : ``(first, last)`` inclusive range (a pair is always a range), one year, or three or more
+        years as listed; default all.
     periods : mapping period name -> (first, last) year, for ``period`` in ``by``; default the
         report's periods. Years outside every period are dropped when ``period`` is in ``by``.
     include_related : also count the related lumbar codes (e.g. ``UXME30A``, ``UXRE35``).
@@ -169,10 +170,11 @@ def strata_counts(
 
     year_list = None
     if years is not None:
-        ys = list(years)
-        year_list = list(range(int(ys[0]), int(ys[1]) + 1)) if len(ys) == 2 and ys[1] - ys[0] > 1 else [int(y) for y in ys]
-        if len(ys) == 2 and ys[1] - ys[0] == 1:
-            year_list = [int(ys[0]), int(ys[1])]
+        ys = [int(y) for y in ([years] if isinstance(years, (int, str)) else years)]
+        if len(ys) == 2 and isinstance(years, tuple | list) and ys[0] > ys[1]:
+            raise ValueError(f"years={tuple(years)}: give (first, last) with first <= last")
+        # (first, last) is an inclusive range; three or more years are taken as listed
+        year_list = list(range(ys[0], ys[1] + 1)) if len(ys) == 2 else sorted(set(ys))
 
     pop_path = _table_path(data_dir, "population")
     ex_path = _table_path(data_dir, "examinations")

@@ -20,6 +20,14 @@ app = typer.Typer(
 
 DEFAULT_KERNEL = "lumbarstats"
 
+# errors that describe bad input or a missing file: one line for the user, exit code 2, no traceback
+USER_ERRORS = (ValueError, KeyError, LookupError, FileNotFoundError, FileExistsError)
+
+
+def _fail(exc: BaseException) -> typer.Exit:
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(code=2)
+
 
 @app.command()
 def synth(
@@ -32,12 +40,15 @@ def synth(
     """Generate the calibrated synthetic register."""
     from lumbarstats import synth as synth_mod
 
-    if raw_layout:
-        from lumbarstats.adapters import raw_layout as raw_mod
+    try:
+        if raw_layout:
+            from lumbarstats.adapters import raw_layout as raw_mod
 
-        path = raw_mod.generate_raw(out, scale=scale, seed=seed, force=force)
-    else:
-        path = synth_mod.generate(out, scale=scale, seed=seed, force=force)
+            path = raw_mod.generate_raw(out, scale=scale, seed=seed, force=force)
+        else:
+            path = synth_mod.generate(out, scale=scale, seed=seed, force=force)
+    except USER_ERRORS as exc:
+        raise _fail(exc) from None
     typer.echo(f"synthetic register written to {path}")
 
 
@@ -46,7 +57,10 @@ def summary(data: Annotated[Path, typer.Option(help="Register directory.")] = Pa
     """Print a summary of a register directory (rows, years, counts per modality)."""
     from lumbarstats import synth as synth_mod
 
-    typer.echo(synth_mod.summarize(data))
+    try:
+        typer.echo(synth_mod.summarize(data))
+    except USER_ERRORS as exc:
+        raise _fail(exc) from None
 
 
 @app.command()
@@ -62,8 +76,11 @@ def reproduce(
     """Reproduce the report: tables, figures, executed notebooks and a comparison with the published figures."""
     from lumbarstats import reproduce as reproduce_mod
 
-    ok = reproduce_mod.run(data, out, scale=scale, seed=seed, kernel=kernel, only=only,
-                           formats=[f.strip() for f in formats.split(",") if f.strip()])
+    try:
+        ok = reproduce_mod.run(data, out, scale=scale, seed=seed, kernel=kernel, only=only,
+                               formats=[f.strip() for f in formats.split(",") if f.strip()])
+    except USER_ERRORS as exc:
+        raise _fail(exc) from None
     raise typer.Exit(code=0 if ok else 1)
 
 
@@ -83,9 +100,8 @@ def batch(
     try:
         params = batch_mod.parse_parameters(_pair_parameters(parameter or [], list(ctx.args)))
         runs = batch_mod.run_batch(notebook, out, regions=regions, parameters=params, force=force, kernel=kernel)
-    except (ValueError, LookupError, FileNotFoundError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=2) from None
+    except USER_ERRORS as exc:
+        raise _fail(exc) from None
     failed = runs[runs["status"] == "failed"]
     typer.echo(runs.to_string(index=False))
     raise typer.Exit(code=1 if len(failed) else 0)
@@ -115,7 +131,10 @@ def check_disclosure(
     """Scan an output folder for tables that break disclosure rules; exit code 1 if any."""
     from lumbarstats import disclosure
 
-    violations = disclosure.check_directory(directory, min_cell=min_cell)
+    try:
+        violations = disclosure.check_directory(directory, min_cell=min_cell)
+    except USER_ERRORS as exc:
+        raise _fail(exc) from None
     if len(violations):
         typer.echo(violations.to_string(index=False))
         typer.echo(f"{len(violations)} disclosure violation(s) in {directory}", err=True)
@@ -132,7 +151,10 @@ def ingest(
     """Turn raw register extracts (BEF, UDDA, AKM, LPR2/3, …) into the canonical tables."""
     from lumbarstats import adapters
 
-    report = adapters.ingest(raw, out, config=config)
+    try:
+        report = adapters.ingest(raw, out, config=config)
+    except USER_ERRORS as exc:
+        raise _fail(exc) from None
     typer.echo(report.summary_text() if hasattr(report, "summary_text") else str(report))
 
 

@@ -89,7 +89,8 @@ COUNT_COLUMN_LABELS: dict[str, dict[str, str]] = {
 """Published labels of the count columns (used by :mod:`lumbarstats.tables` and recognised by the scanner)."""
 
 _EXTRA_COUNT_NAMES = ("antal", "personer", "undersøgelser", "number")
-_KEY_LIKE_NUMERIC = ("year", "month", "quarter", "rank", "period", "week")
+_KEY_LIKE_NUMERIC = ("year", "month", "quarter", "rank", "period", "week", "region", "region_code", "age", "cci",
+                     "step", "time", "tau")
 _TOTAL_ROW_LABELS = ("landsplan", "hele landet", "i alt", "total", "denmark", "all")
 _HIDDEN_STRINGS = {SUPPRESSED_MARKER, "-", "—", "..", "x", "X", "*", "[x]", "c"}
 _HIDDEN_RE = re.compile(r"^<\s*\d+$")
@@ -285,7 +286,8 @@ def determined_cells(df: pd.DataFrame, hidden, *, keys: Sequence[str], group_tot
 def suppress(df: pd.DataFrame, *, count_columns: Sequence[str] | None = None,
              value_columns: Sequence[str] | None = None, min_cell: int = MIN_CELL_DEFAULT,
              group_totals: Mapping[str, object] | None = None, keys: Sequence[str] | None = None,
-             rule_column: str | None = None, missing_counts: str = "error") -> SuppressionResult:
+             rule_column: str | None = None, missing_counts: str = "error",
+             extra_relations: Sequence[tuple[Sequence, object]] | None = None) -> SuppressionResult:
     """Primary and secondary cell suppression of a long table (one row per published cell).
 
     Parameters
@@ -306,6 +308,8 @@ def suppress(df: pd.DataFrame, *, count_columns: Sequence[str] | None = None,
     missing_counts : ``"error"`` (default): a cell without its count is an error; ``"suppressed"``: a
         missing count marks a cell suppressed upstream (a protected CSV read back), which stays hidden
         and takes part in the secondary suppression.
+    extra_relations : further additive relations ``(member row labels, total row label or None)``, e.g.
+        the years of a pooled period adding up to the period's row in a stacked table.
 
     References: Hundepool A, Domingo-Ferrer J, Franconi L, et al. (2012) *Statistical Disclosure
     Control*. Wiley, ch. 4; Cox LH (1980) JASA 75:377–385.
@@ -343,6 +347,10 @@ def suppress(df: pd.DataFrame, *, count_columns: Sequence[str] | None = None,
     counts = pd.to_numeric(df[rule_column]).to_numpy(dtype=float)
 
     rels = _relations(df, keys, group_totals)
+    if extra_relations:
+        pos = pd.Series(np.arange(len(df)), index=df.index)
+        for members, total in extra_relations:
+            rels.append((pos[list(members)].to_numpy(), None if total is None else int(pos[total])))
     matrix = _relation_matrix(rels, len(df))
     hidden = primary.to_numpy().copy()
     totals = {t for _, t in rels if t is not None}
@@ -682,15 +690,18 @@ def check_directory(path: str | Path, min_cell: int = MIN_CELL_DEFAULT, recursiv
 
 def protect(df: pd.DataFrame, *, min_cell: int = MIN_CELL_DEFAULT, count_columns: Sequence[str] | None = None,
             value_columns: Sequence[str] | None = None, keys: Sequence[str] | None = None,
-            group_totals: Mapping[str, object] | None = None, rule_column: str | None = None) -> pd.DataFrame:
+            group_totals: Mapping[str, object] | None = None, rule_column: str | None = None,
+            missing_counts: str = "error", extra_relations=None) -> pd.DataFrame:
     """The table as it may be exported: small cells (and the cells that would reveal them) replaced by the
     marker. A table without any count column describes no persons cell by cell (model coefficients,
-    rate ratios) and is returned unchanged."""
-    detected = [c for c in df.columns if str(c).casefold() in COUNT_COLUMN_NAMES]
+    rate ratios) and is returned unchanged. Count columns are recognised as the checker recognises them
+    (:func:`is_count_column`: ``persons``, ``events``, ``Antal personer`` …)."""
+    detected = [c for c in df.columns if is_count_column(c)]
     if count_columns is None and not detected:
         return df
-    res = suppress(df, count_columns=count_columns, value_columns=value_columns, min_cell=min_cell,
-                   group_totals=group_totals, keys=keys, rule_column=rule_column)
+    res = suppress(df, count_columns=count_columns if count_columns is not None else detected,
+                   value_columns=value_columns, min_cell=min_cell, group_totals=group_totals, keys=keys,
+                   rule_column=rule_column, missing_counts=missing_counts, extra_relations=extra_relations)
     return res.marked() if res.n_suppressed else df
 
 

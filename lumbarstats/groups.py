@@ -56,6 +56,7 @@ import numpy as np
 import pandas as pd
 
 from lumbarstats import dictionary
+from lumbarstats import io as _io
 from lumbarstats.io import sql_literal
 
 __all__ = [
@@ -200,6 +201,23 @@ def write_csv_atomic(df: pd.DataFrame, path: str | Path, *, min_cell: int = 5) -
     from lumbarstats import disclosure
 
     return disclosure.write_protected_csv(df, path, min_cell=min_cell)
+
+
+def protect_group_table(table: pd.DataFrame, *, min_cell: int = 5) -> pd.DataFrame:
+    """Disclosure control of a group table (tables 5.3–5.4 layout) as a whole: cells from fewer than
+    ``min_cell`` persons are hidden, and so many more that none can be recovered — the regions add up to
+    ``Landsplan``, and the groups of a variable add up to the region's total, which other tables publish.
+    Write single-region extracts *from the protected table* so that every file hides the same cells."""
+    from lumbarstats import disclosure
+
+    keys = ["modality", "variable", "group", "region"]
+    values = [c for c in ("rate", "lower", "upper", "crude_rate", "population", "variance") if c in table.columns]
+    totals = {"region": dictionary.load().whole_country_name}
+    if not (table["region"] == totals["region"]).any():
+        totals["region"] = None  # the whole country is published elsewhere
+    totals["group"] = None
+    return disclosure.protect(table, min_cell=min_cell, keys=keys, count_columns=["events", "persons"],
+                              value_columns=values, rule_column="persons", group_totals=totals)
 
 
 def write_figure_atomic(fig, path: str | Path, **savefig_kwargs) -> Path:
@@ -582,7 +600,8 @@ def write_report_group_tables(data_dir, out_dir, *, years=(2021, 2023), lang: st
                                   exams=exams, industries="all")
         reported = (full["variable"] != "industry") | full["group_code"].isin(_reported_codes("industry"))
         table = full[reported].reset_index(drop=True)
-        written[TABLE_FILES[modality]] = write_csv_atomic(table, out_dir / "tables" / TABLE_FILES[modality])
+        written[TABLE_FILES[modality]] = _io.write_csv(protect_group_table(table, min_cell=min_cell),
+                                                       out_dir / "tables" / TABLE_FILES[modality])
         if figures:
             import matplotlib
 

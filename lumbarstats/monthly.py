@@ -83,7 +83,7 @@ def monthly_standardized_series(
     counts = counts.merge(ref_rate.reset_index(), on=_STRATA, how="left")
     counts["_expected"] = counts["_ref_rate"].fillna(0.0) * counts["population"]
     if standard is None:
-        standard = aggregate.default_standard(data_dir, years=years)
+        standard = aggregate.default_standard(data_dir)  # the study years, as tables 1-2, whatever `years` is
     by = ["region", "region_name", "year", "month"]
     dsr = standardize.direct(counts, strata=_STRATA, standard=standard, events="events",
                              population="population", by=by, per=per)

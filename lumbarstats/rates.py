@@ -105,8 +105,11 @@ def period_rates(data_dir, *, modality: str = "MR", regions="all",
 def _persons(data_dir, key: str, **kwargs) -> pd.DataFrame:
     """Distinct persons examined per region and year/period (the count the disclosure rule is about).
     Summing the strata's persons would count a person twice when a pooled period spans two age bands."""
-    p = _aggregate.strata_counts(data_dir, by=["region_name", key], with_total=True, **kwargs)
-    return p[["region_name", key, "persons"]]
+    dd = _dictionary.load()
+    p = _aggregate.strata_counts(data_dir, by=["region_name", key], **kwargs)
+    # the whole country separately: a person who moved between regions is one person
+    t = _aggregate.strata_counts(data_dir, by=[key], **kwargs).assign(region_name=dd.whole_country_name)
+    return pd.concat([p, t], ignore_index=True)[["region_name", key, "persons"]]
 
 
 def _order_regions(df: pd.DataFrame, extra: Sequence[str] = ("year",)) -> pd.DataFrame:
@@ -175,26 +178,102 @@ PERIOD_COLUMNS = ["region", "period", "events", "persons", "population", "rate",
                   "ratio_upper", "pct_change", "pct_lower", "pct_upper", "reference_period", "conf_level", "method"]
 
 
-def write_rate_tables(out_dir, *, annual: pd.DataFrame | None = None, periods: pd.DataFrame | None = None) -> list:
-    """Write the long-format CSVs of tables 1–2 and 5.1–5.2 under ``out_dir/tables`` (atomically)."""
-    from pathlib import Path
+def protect_rate_tables(annual: pd.DataFrame | None, periods: pd.DataFrame | None, *, min_cell: int = 5):
+    """Disclosure control of tables 1–2 and 5.1–5.2 *together*, per modality.
 
+    The tables are linked: the regions add up to Landsplan in every year and period, and a region's
+    years add up to its pooled periods. Protecting each table alone would let a hidden year be recovered
+    from its period minus the other years, so they are stacked into one table of cells and suppressed
+    with all these relations (:func:`lumbarstats.disclosure.suppress`). A period change (ratio, percent
+    change) is hidden with its period and wherever the reference period is hidden. Returns the two
+    tables with the marker in hidden cells (``None`` stays ``None``).
+    """
     from lumbarstats import disclosure
 
+    dd = _dictionary.load()
+    total = dd.whole_country_name
+    out_a, out_p = [], []
+    modalities = sorted(set((annual if annual is not None else periods)["modality"]))
+    for modality in modalities:
+        a = annual[annual["modality"] == modality].copy() if annual is not None else None
+        p = periods[periods["modality"] == modality].copy() if periods is not None else None
+        parts = []
+        if a is not None:
+            parts.append(pd.DataFrame({"region": a["region"], "cell": a["year"].astype(str), "kind": "year",
+                                       "persons": a["persons"], "events": a["events"]}))
+        if p is not None:
+            parts.append(pd.DataFrame({"region": p["region"], "cell": p["period"].astype(str), "kind": "period",
+                                       "persons": p["persons"], "events": p["events"]}))
+        stack = pd.concat(parts, ignore_index=True)
+        relations = []
+        if a is not None and p is not None:
+            spans = _aggregate.report_periods(dd)
+            index = {(r, c): i for i, (r, c) in enumerate(zip(stack["region"], stack["cell"], strict=True))}
+            for region in stack["region"].unique():
+                for name, (y0, y1) in spans.items():
+                    members = [index.get((region, str(y))) for y in range(y0, y1 + 1)]
+                    tot = index.get((region, name))
+                    if tot is not None and all(m is not None for m in members):
+                        relations.append((members, tot))
+        res = disclosure.suppress(stack, count_columns=["persons", "events"], value_columns=[],
+                                  keys=["region", "cell"], group_totals={"region": total}, rule_column="persons",
+                                  min_cell=min_cell, extra_relations=relations)
+        hidden = set(zip(stack.loc[res.mask, "region"], stack.loc[res.mask, "cell"], strict=True))
+        if a is not None:
+            out_a.append(_mark(a, [(r, str(y)) in hidden for r, y in zip(a["region"], a["year"], strict=True)]))
+        if p is not None:
+            mask = [(r, str(q)) in hidden for r, q in zip(p["region"], p["period"], strict=True)]
+            ref_hidden = {r for r, q, ref in zip(p["region"], p["period"], p["reference_period"], strict=True)
+                          if q == ref and (r, str(q)) in hidden}
+            change_mask = [m or r in ref_hidden for m, r in zip(mask, p["region"], strict=True)]
+            marked = _mark(p, mask)
+            marked = _mark(marked, change_mask, columns=["ratio", "ratio_lower", "ratio_upper", "pct_change",
+                                                         "pct_lower", "pct_upper"])
+            out_p.append(marked)
+    return (pd.concat(out_a) if out_a else None), (pd.concat(out_p) if out_p else None)
+
+
+_HIDDEN_WITH_CELL = ("events", "persons", "population", "crude_rate", "rate", "lower", "upper", "variance", "ratio",
+                     "ratio_lower", "ratio_upper", "pct_change", "pct_lower", "pct_upper")
+
+
+def _mark(df: pd.DataFrame, mask, columns=_HIDDEN_WITH_CELL) -> pd.DataFrame:
+    from lumbarstats import disclosure
+
+    mask = pd.Series(mask, index=df.index, dtype=bool)
+    if not mask.any():
+        return df
+    out = df.copy()
+    for c in columns:
+        if c in out.columns:
+            out[c] = out[c].astype(object)
+            out.loc[mask, c] = disclosure.SUPPRESSED_MARKER
+    return out
+
+
+def write_rate_tables(out_dir, *, annual: pd.DataFrame | None = None, periods: pd.DataFrame | None = None,
+                      min_cell: int = 5) -> list:
+    """Write the long-format CSVs of tables 1–2 and 5.1–5.2 under ``out_dir/tables`` (atomically), with
+    disclosure control applied to the tables together (:func:`protect_rate_tables`)."""
+    from pathlib import Path
+
+    from lumbarstats import io as _io
+
+    def prepared(df, cols):
+        if df is None:
+            return None
+        df = df.copy()
+        for c in ("events", "population"):
+            df[c] = df[c].round().astype("int64")
+        return df[["modality"] + [c for c in cols if c in df.columns]]
+
+    annual, periods = prepared(annual, ANNUAL_COLUMNS), prepared(periods, PERIOD_COLUMNS)
+    annual, periods = protect_rate_tables(annual, periods, min_cell=min_cell)
     written = []
     tables = Path(out_dir) / "tables"
-    for df, files, cols, key in ((annual, ANNUAL_FILES, ANNUAL_COLUMNS, "year"),
-                                 (periods, PERIOD_FILES, PERIOD_COLUMNS, "period")):
+    for df, files in ((annual, ANNUAL_FILES), (periods, PERIOD_FILES)):
         if df is None:
             continue
         for modality, g in df.groupby("modality"):
-            g = g.copy()
-            for c in ("events", "population"):
-                g[c] = g[c].round().astype("int64")
-            g = g[[c for c in cols if c in g.columns]]
-            # the regions add up to Landsplan: a hidden region must not be recoverable from the total
-            written.append(disclosure.write_protected_csv(
-                g, tables / files[modality], keys=["region", key], group_totals={"region": "Landsplan"},
-                count_columns=["events", "persons"], rule_column="persons",
-                value_columns=[c for c in g.columns if c not in ("region", key, "events", "persons", "method")]))
+            written.append(_io.write_csv(g.drop(columns="modality"), tables / files[modality]))
     return written

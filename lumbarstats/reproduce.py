@@ -228,11 +228,15 @@ def run(data, out, *, scale: float = 1.0, seed: int = 2024, kernel: str = "lumba
     def _disclosure():
         from lumbarstats import disclosure
 
-        v = disclosure.check_directory(out / "publication")
+        # the whole output folder, as `lumbarstats check-disclosure OUT` checks it before anything leaves
+        v = disclosure.check_directory(out)
         violations_holder["v"] = v
+        report = out / "logs" / "disclosure_violations.txt"
         if len(v):
-            _io.write_csv(v, out / "disclosure_violations.csv")
-            raise RuntimeError(f"{len(v)} disclosure violation(s) in {out / 'publication'}")
+            # not a CSV in the output: the report names the offending values and must not be exported
+            report.parent.mkdir(exist_ok=True)
+            report.write_text(v.to_string(index=False), encoding="utf-8")
+            raise RuntimeError(f"{len(v)} disclosure violation(s) in {out}; see {report}")
     jobs.append(("disclosure", "disclosure check", _disclosure))
 
     jobs = [j for j in jobs if j[0] in steps]

@@ -43,3 +43,17 @@ def test_help_lists_commands():
     res = CliRunner().invoke(app, ["--help"])
     for cmd in ("synth", "reproduce", "batch", "check-disclosure", "ingest", "install-kernel"):
         assert cmd in res.output
+
+
+def test_user_errors_are_one_line_exit_2(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(app, ["summary", "--data", str(tmp_path / "none")])
+    assert res.exit_code == 2 and "lumbarstats synth" in res.output
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("x", encoding="utf-8")
+    res = runner.invoke(app, ["synth", "--out", str(foreign), "--scale", "0.001"])
+    assert res.exit_code == 2 and "not empty" in res.output
+    assert (foreign / "keep.txt").exists()
+    res = runner.invoke(app, ["check-disclosure", str(tmp_path / "nothing-here")])
+    assert res.exit_code in (0, 2)
