@@ -54,11 +54,21 @@ def notebooks_dir() -> Path:
 
 def execute_notebook(notebook: Path, output: Path, parameters: dict, kernel: str) -> Path:
     """Execute a notebook with papermill into ``output`` atomically (temporary name, then rename)."""
+    import shutil
+
     import papermill as pm
 
     with _io.atomic_path(output, suffix=".ipynb") as tmp:
-        pm.execute_notebook(str(notebook), str(tmp), parameters=parameters, kernel_name=kernel,
-                            progress_bar=False, log_output=False, cwd=str(Path.cwd()))
+        try:
+            pm.execute_notebook(str(notebook), str(tmp), parameters=parameters, kernel_name=kernel,
+                                progress_bar=False, log_output=False, cwd=str(Path.cwd()))
+        except Exception:
+            # keep the partly executed notebook (it shows the failing cell) beside the log, not as output
+            if tmp.exists() and tmp.stat().st_size:
+                failed = output.parent.parent / "logs" / (output.stem + ".failed.ipynb")
+                failed.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(tmp, failed)
+            raise
     return output
 
 
