@@ -168,6 +168,9 @@ def run(data, out, *, scale: float = 1.0, seed: int = 2024, kernel: str = "lumba
         raise ValueError(f"unknown step(s) {unknown}; choose from {list(STEPS)}")
     t_start = time.perf_counter()
     _ensure_register(data, scale, seed)
+    from lumbarstats import synth
+
+    print(synth.summarize(data), flush=True)
     nb_dir = Path(notebooks) if notebooks else notebooks_dir()
     for sub in ("tables", "figures", "notebooks"):
         (out / sub).mkdir(parents=True, exist_ok=True)
