@@ -1,4 +1,4 @@
-"""The intervention-evaluation notebook runs end to end with papermill (slow; needs data/synthetic)."""
+"""The intervention-evaluation notebook runs end to end with papermill on a small synthetic register."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "04_intervention_evaluation.ipynb"
-DATA = ROOT / "data" / "synthetic"
 
 
 def test_notebook_is_clean_and_parameterised():
@@ -26,12 +25,11 @@ def test_notebook_is_clean_and_parameterised():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (DATA / "population.parquet").exists(), reason="synthetic register not generated")
-def test_notebook_runs_xray(tmp_path):
+def test_notebook_runs_xray(tmp_path, small_register):
     papermill = pytest.importorskip("papermill")
     papermill.execute_notebook(
-        str(NOTEBOOK), str(tmp_path / "out.ipynb"), cwd=str(ROOT), progress_bar=False,
-        parameters={"data_dir": str(DATA), "out_dir": str(tmp_path / "output"), "modality": "XRAY",
+        str(NOTEBOOK), str(tmp_path / "out.ipynb"), cwd=str(ROOT), progress_bar=False, kernel_name="lumbarstats",
+        parameters={"data_dir": str(small_register), "out_dir": str(tmp_path / "output"), "modality": "XRAY",
                     "intervention_start": "2019-01"},
     )
     t = pd.read_csv(tmp_path / "output" / "tables" / "its_syddanmark_xray.csv")

@@ -48,8 +48,8 @@ def _phe_long() -> tuple[pd.DataFrame, pd.DataFrame]:
     return long, std
 
 
-needs_phe = pytest.mark.skipif(not (VALIDATION / "phe_dsr_testdata.csv").exists(),
-                               reason="shared validation data not present")
+# the validation inputs ship with the tests (tests/data/validation): never skip these checks
+needs_phe = pytest.mark.usefixtures()
 
 
 # ----------------------------------------------------------------------------------------------

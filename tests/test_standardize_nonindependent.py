@@ -58,7 +58,6 @@ def _nonind(d, std, **kw):
 # the reference data set and PHEindicatormethods' numbers
 # ----------------------------------------------------------------------------------------------
 
-@pytest.mark.skipif(not (VALIDATION / "phe_dsr_testdata.csv").exists(), reason="validation data absent")
 def test_input_file_is_the_documented_split_of_phe_test_counts():
     src = pd.read_csv(VALIDATION / "phe_dsr_testdata.csv")
     d, _ = _persons()
