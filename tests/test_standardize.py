@@ -48,8 +48,6 @@ def _phe_long() -> tuple[pd.DataFrame, pd.DataFrame]:
     return long, std
 
 
-# the validation inputs ship with the tests (tests/data/validation): never skip these checks
-needs_phe = pytest.mark.usefixtures()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -66,7 +64,6 @@ PHE_DSR = {
 }
 
 
-@needs_phe
 @pytest.mark.parametrize("key", list(PHE_DSR))
 def test_dobson_matches_phe_dsr(key):
     long, std = _phe_long()
@@ -81,7 +78,6 @@ def test_dobson_matches_phe_dsr(key):
     assert row["method"] == "dobson" and pd.isna(row["reason"])
 
 
-@needs_phe
 def test_dobson_small_count_suppressed_as_phe():
     # PHE: "dsr NA for total count < 10" -> count_tiny (9 events) has no value, with a reason;
     # the other groups in the same table are unaffected.
@@ -100,7 +96,6 @@ def test_dobson_small_count_suppressed_as_phe():
                                [92.9122567587423, 38.3243074410304, 183.117818775186], rtol=RTOL)
 
 
-@needs_phe
 def test_missing_count_is_an_error_not_a_zero():
     long, std = _phe_long()  # count_tiny has NA in band 10-14
     with pytest.raises(ValueError, match="'events'.*missing"):
@@ -126,7 +121,6 @@ PHE_ISR = {
 }
 
 
-@needs_phe
 @pytest.mark.parametrize("key", list(PHE_ISR))
 def test_indirect_matches_phe_isratio_israte(key):
     long, _ = _phe_long()
@@ -168,7 +162,6 @@ def test_indirect_expected_counts_match_phe_isr_sheet():
 # Fay–Feuer gamma interval: epitools::ageadjust.direct
 # ----------------------------------------------------------------------------------------------
 
-@needs_phe
 def test_gamma_matches_epitools_on_phe_data():
     # epitools 0.5-10.1: ageadjust.direct(count, pop, stdpop = esp2013) * 1e5
     expected = {
