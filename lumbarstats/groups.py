@@ -622,6 +622,19 @@ def write_report_group_tables(data_dir, out_dir, *, years=(2021, 2023), lang: st
 # --------------------------------------------------------------------------------------------------
 # figures
 # --------------------------------------------------------------------------------------------------
+_VARIABLE_TITLES = {"age_group": "aldersgruppe", "sex": "køn", "education": "uddannelsesniveau",
+                    "employment": "beskæftigelsesstatus", "industry": "branche (beskæftigede)",
+                    "cci": "helbredstilstand (CCI)"}
+
+
+def _figure_title(data: pd.DataFrame) -> str:
+    """A Danish figure title in the report's manner: 'MR af lænderyggen efter beskæftigelsesstatus'."""
+    modality = str(data["modality"].iloc[0]) if "modality" in data.columns else ""
+    what = {"MR": "MR-scanninger", "Røntgen": "Røntgen", "XRAY": "Røntgen"}.get(modality, modality)
+    variable = str(data["variable"].iloc[0]) if "variable" in data.columns else ""
+    return f"{what} af lænderyggen efter {_VARIABLE_TITLES.get(variable, variable)}".strip()
+
+
 def plot_group_rates(df: pd.DataFrame, ax=None, *, title: str | None = None, show_suppressed: bool = False):
     """Horizontal bars of ``rate`` per ``group`` with ``lower``–``upper`` interval whiskers (report figures
     4.3–4.14). ``df``: rows of one variable (from :func:`report_group_table`); several regions are drawn as
@@ -647,20 +660,29 @@ def plot_group_rates(df: pd.DataFrame, ax=None, *, title: str | None = None, sho
         sub = sub.set_index("group").reindex(groups)
         y = np.arange(len(groups)) + (j - (len(regions) - 1) / 2) * height
         err = np.vstack([(sub["rate"] - sub["lower"]).to_numpy(), (sub["upper"] - sub["rate"]).to_numpy()])
-        ax.barh(y, sub["rate"], height=height, xerr=err, capsize=2, label=region)
+        color = "#1f5f8b" if len(regions) == 1 else None
+        ax.barh(y, sub["rate"], height=height, xerr=err, capsize=2, label=region, color=color,
+                error_kw={"lw": 0.8})
+        if len(regions) == 1:  # the report prints the value at the end of each bar (Danish decimals)
+            ends = np.fmax(pd.to_numeric(sub["upper"], errors="coerce"), pd.to_numeric(sub["rate"], errors="coerce"))
+            for yi, v, end in zip(y, pd.to_numeric(sub["rate"], errors="coerce"), ends, strict=True):
+                if np.isfinite(v):
+                    ax.text(end, yi, f"  {v:.1f}".replace(".", ","), va="center", fontsize=8)
     ax.set_yticks(np.arange(len(groups)))
     ax.set_yticklabels(groups)
     ax.invert_yaxis()
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.grid(axis="x", color="#dddddd")
+    ax.set_axisbelow(True)
     std = data["standardized"].iloc[0] if "standardized" in data.columns and len(data) else "no"
     ax.set_xlabel("Køns- og aldersstandardiseret antal pr. 1.000 voksne" if std in ("yes", True)
                   else "Antal pr. 1.000 voksne")
     if len(regions) > 1:
         ax.legend(fontsize="small")
     if title is None and len(data):
-        parts = [str(data[c].iloc[0]) for c in ("modality", "variable") if c in data.columns]
-        title = " – ".join(parts)
+        title = _figure_title(data)
     if title:
-        ax.set_title(title)
+        ax.set_title(title, loc="left", fontsize=11, fontweight="bold")
     return ax
 
 
