@@ -185,9 +185,14 @@ def test_plot_returns_axes(sicily):
 
     matplotlib.use("Agg")
     res = ls.trend.its(sicily, time="time", events="aces", population="stdpop", intervention_start=37)
-    ax = res.plot(title="Sicily")
+    ax = res.plot(title="Sicily", lang="en")
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "counterfactual (no intervention)" in labels and "intervention" in labels
+    ax = res.plot(title="Sicily")  # Danish by default
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "kontrafaktisk (uden indsatsen)" in labels and "rate pr. 1.000 personår" in ax.get_ylabel()
+    with pytest.raises(ValueError, match="lang"):
+        res.plot(lang="de")
 
 
 # -- bad input ------------------------------------------------------------------------------------

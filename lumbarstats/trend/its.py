@@ -286,9 +286,14 @@ class ITSResult:
         return txt
 
     # -- plot ------------------------------------------------------------------------------------
-    def plot(self, ax=None, *, title: str | None = None, ylabel: str | None = None):
-        """Observed rates (points), fitted (solid), counterfactual (dashed) with band, intervention line."""
+    def plot(self, ax=None, *, title: str | None = None, ylabel: str | None = None, lang: str = "da"):
+        """Observed rates (points), fitted (solid), counterfactual (dashed) with band, intervention line.
+        Labels in Danish by default, ``lang="en"`` for English."""
         import matplotlib.pyplot as plt
+
+        words = _PLOT_WORDS.get(lang)
+        if words is None:
+            raise ValueError(f"lang must be 'da' or 'en', got {lang!r}")
 
         if ax is None:
             _fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -296,17 +301,26 @@ class ITSResult:
         cf = self.counterfactual()
         x = fit["time"]
         post = self.frame["post"].to_numpy() == 1
-        ax.plot(x, fit["observed_rate"], "o", ms=3.5, color="0.35", label="observed")
-        ax.plot(x, fit["rate"], "-", color="C0", lw=1.8, label="fitted")
+        ax.plot(x, fit["observed_rate"], "o", ms=3.5, color="0.35", label=words["observed"])
+        ax.plot(x, fit["rate"], "-", color="C0", lw=1.8, label=words["fitted"])
         ax.fill_between(x[post], cf["lower"][post], cf["upper"][post], color="C3", alpha=0.15, lw=0)
-        ax.plot(x[post], cf["rate"][post], "--", color="C3", lw=1.8, label="counterfactual (no intervention)")
+        ax.plot(x[post], cf["rate"][post], "--", color="C3", lw=1.8, label=words["counterfactual"])
         t0_label = self.frame.loc[self.frame["t_num"] >= self.t0, "time"].iloc[0]
-        ax.axvline(t0_label, color="0.2", ls=":", lw=1.2, label="intervention")
-        ax.set_ylabel(ylabel or f"rate per {self.per:,g} person-years")
+        ax.axvline(t0_label, color="0.2", ls=":", lw=1.2, label=words["intervention"])
+        per = f"{self.per:,g}".replace(",", ".") if lang == "da" else f"{self.per:,g}"
+        ax.set_ylabel(ylabel or words["ylabel"].format(per=per))
         if title:
             ax.set_title(title)
         ax.legend(frameon=False, fontsize=8)
         return ax
+
+
+_PLOT_WORDS = {
+    "da": {"observed": "observeret", "fitted": "modelleret", "counterfactual": "kontrafaktisk (uden indsatsen)",
+           "intervention": "indsatsen starter", "ylabel": "rate pr. {per} personår"},
+    "en": {"observed": "observed", "fitted": "fitted", "counterfactual": "counterfactual (no intervention)",
+           "intervention": "intervention", "ylabel": "rate per {per} person-years"},
+}
 
 
 def its(

@@ -55,7 +55,7 @@ def write_evaluation(out_dir, *, region, modality, its, controlled=None, synth=N
                                                          tables / f"synthcontrol_{tag}_weights.csv", index=False)
     fig, ax = plt.subplots(figsize=(8, 4.5))
     its.plot(ax=ax, title=title or f"{region}, {modality}",
-             ylabel="standardized rate per 1,000 person-years")
+             ylabel="køns- og aldersstandardiseret rate pr. 1.000 personår")
     fig.tight_layout()
     paths["figure"] = atomic_savefig(fig, figures / f"its_{tag}.png", dpi=dpi)
     plt.close(fig)
