@@ -248,7 +248,7 @@ class _PopulationSimulator:
         z_edu = z[:, 0]
         z_emp = 0.35 * (-z_edu) * 0.6 + np.sqrt(1 - 0.21**2) * z[:, 1]
         z_cci = 0.35 * z_emp + 0.15 * (-z_edu) + np.sqrt(1 - 0.35**2 - 0.15**2) * z[:, 2]
-        frailty = rng.gamma(1.0, 1.0, n)  # replaced later with configured variance
+        rng.gamma(1.0, 1.0, n)  # unused draw, kept so that a seed keeps giving the same register
         return {
             "birth_year": (year - ages).astype(np.int16),  # age at 31 Dec `year`
             "sex": sexes.astype(np.int8),  # 0 = M, 1 = F
@@ -259,8 +259,6 @@ class _PopulationSimulator:
             "u_ind": rng.random(n).astype(np.float32),
             "u_unknown_edu": rng.random(n).astype(np.float32),
             "immigrant": np.full(n, immigrant, dtype=bool),
-            "u_frailty": frailty.astype(np.float32),
-            "u_edu_noise": z[:, 3].astype(np.float32),
         }
 
     def run(self):
@@ -321,7 +319,7 @@ class _PopulationSimulator:
         return persons, present_by_year
 
 
-def _covariates(persons: dict, idx: np.ndarray, year: int, rng: np.random.Generator, region_codes) -> dict:
+def _covariates(persons: dict, idx: np.ndarray, year: int, rng: np.random.Generator) -> dict:
     """Covariates of population year `year` (as of 31 Dec year-1) for persons idx."""
     age = ((year - 1) - persons["birth_year"][idx].astype(np.int32)).astype(np.int16)
     region_idx = persons["region"][idx]
@@ -694,7 +692,7 @@ def generate(out_dir, *, scale: float = 1.0, seed: int = 2024, force: bool = Fal
     cov_by_year = {}
     cell_frames = []
     for year, idx in zip(years, present, strict=True):
-        cov = _covariates(persons, idx, year, cov_rng, region_codes)
+        cov = _covariates(persons, idx, year, cov_rng)
         keep = cov["age"] >= dd.spec["adult_min_age"]
         cov = {k: v[keep] for k, v in cov.items()}
         idx = idx[keep]
