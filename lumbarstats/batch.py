@@ -13,34 +13,38 @@ Contract of a batch notebook
 
 Layout of DIR::
 
-    DIR/runs.csv                     region, status, seconds, error, output, started, parameters
+    DIR/.lumbarstats.json            the marker: a batch folder lumbarstats made (also in each region folder)
+    DIR/runs.csv                     region, status, seconds, error, output, started, parameters, input_hash
                                      (one row per region; parameters = the -p values as JSON)
     DIR/<region_slug>/<stem>.ipynb   the executed notebook of a completed run
     DIR/<region_slug>/...            the tables the notebook wrote into its out_dir
     DIR/<region_slug>.failed/        the executed notebook (with the error) of the last failed run
+                                     (``failed_dir`` puts these elsewhere; reproduce keeps them outside OUT)
 
 Fault tolerance
     * A failing region is recorded (status ``failed``, ``error`` = the exception's last line, e.g.
       ``ValueError: no examinations in Sjælland``) and the other regions still run.
-    * ``runs.csv`` is rewritten atomically (temporary file + ``os.replace``) after every region, so a
-      crash or a killed session loses at most the region that was running.
-    * Every region runs in ``DIR/.tmp-<region_slug>/`` (that folder is the injected ``out_dir``), and the
-      folder is renamed to ``DIR/<region_slug>/`` only when the run completed; a half-written folder is
-      never mistaken for a result. A notebook must therefore not store absolute paths to its outputs.
-    * A re-run skips every region whose ``runs.csv`` row says ``completed`` and whose executed notebook
-      still exists (reported as ``skipped``; its row in ``runs.csv`` stays ``completed``), unless
-      ``force=True``. Failed and missing regions run again. A skipped region whose recorded parameters
-      differ from the current ones is named in a ``UserWarning`` (its tables come from the old
-      parameters: use ``force`` or another DIR).
-    * One batch writes to one DIR at a time; DIR holds the runs of one notebook (a second notebook gets
-      its own DIR).
+    * ``runs.csv`` is rewritten atomically (``lumbarstats.io``) after every region, so a crash or a
+      killed session loses at most the region that was running.
+    * Every region runs in a temporary folder ``DIR/.<region_slug>.lumbarstats-tmp-<pid>-…/`` (that folder
+      is the injected ``out_dir``), renamed to ``DIR/<region_slug>/`` only when the run completed; a
+      half-written folder is never mistaken for a result, and the next batch removes one left by a killed
+      run. A notebook must therefore not store absolute paths to its outputs.
+    * ``runs.csv`` records each region's parameters and an input hash (the notebook, the lumbarstats
+      version, and the content of the register that a ``data_dir`` parameter points to). A re-run runs
+      exactly the regions that failed, are missing, or whose parameters or input changed; the others are
+      ``skipped`` (their row stays ``completed``). ``force=True`` re-runs every region.
+    * DIR must be empty, new, or a batch folder lumbarstats made; anything else is refused (``force``
+      writes into it, never deleting files lumbarstats did not write). One batch writes to one DIR at a
+      time; DIR holds the runs of one notebook (a second notebook gets its own DIR).
 
 Parameters given on the command line are YAML scalars, as papermill's ``-y``: ``year=2022`` is an
 int, ``alpha=0.05`` a float, ``pooled=true`` a bool, ``years=[2019, 2022]`` a list, ``NAME=`` None.
 Anything that YAML would read as a mapping, block list or date stays the literal string
 (``title=Rate: MR`` is the string ``"Rate: MR"``, ``start=2020-03-11`` the string ``"2020-03-11"``).
 
-The kernel is not installed automatically: a missing kernel stops the batch before any region runs,
+Without a kernel of the default name the batch runs on the running interpreter (:func:`kernel_for_run`);
+another kernel name that is not installed stops the batch before any region runs,
 with a message saying to run ``python -m lumbarstats install-kernel`` (installing silently could
 register an interpreter other than the one the user means to use).
 
@@ -50,21 +54,25 @@ process (papermill starts the kernel there).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import hashlib
 import json
 import os
 import re
-import shutil
 import sys
 import time
 import unicodedata
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-RUN_COLUMNS = ["region", "status", "seconds", "error", "output", "started", "parameters"]
+from lumbarstats import io as _io
+
+RUN_COLUMNS = ["region", "status", "seconds", "error", "output", "started", "parameters", "input_hash"]
+BATCH_KIND, REGION_KIND = "batch", "batch-region"
 RUNS_FILE = "runs.csv"
 DEFAULT_KERNEL = "lumbarstats"
 KERNEL_DISPLAY_NAME = "Python (lumbarstats)"
@@ -153,7 +161,8 @@ def resolve_regions(regions: str | Sequence | None = "all") -> list[str]:
     """Region short names to run, in report order.
 
     ``"all"`` (or None) is the five regions plus the whole country (``Landsplan``); otherwise a
-    comma-separated string or a list of names, full labels or DST codes (1081–1085). Raises ValueError
+    comma-separated string or a list of names (any case, with or without Danish letters: ``sjaelland``),
+    full labels or DST codes (1081–1085). Raises ValueError
     on an unknown region, naming the valid ones.
     """
     from lumbarstats import dictionary
@@ -177,12 +186,22 @@ def resolve_regions(regions: str | Sequence | None = "all") -> list[str]:
             chosen = [country]
         else:
             try:
-                chosen = [dd.region_names()[dd.region_code(item)]]
+                chosen = [_short_name(dd, item)]
             except ValueError:
                 raise ValueError(f"unknown region {item!r}; use 'all' or any of {names + [country]} "
                                  f"(or codes {list(dd.region_names())})") from None
         out.extend(c for c in chosen if c not in out)
     return out
+
+
+def _short_name(dd, item: str) -> str:
+    """A region's short name from any name or code: the dictionary's one resolver (any case, with or
+    without Danish letters, ``Region …``), where this version has it."""
+    resolve = getattr(dd, "resolve_region", None)
+    code = resolve(item) if resolve is not None else dd.region_code(item)
+    if code == getattr(dd, "whole_country_code", None):
+        return dd.whole_country_name
+    return dd.region_names()[code]
 
 
 # -- kernel -------------------------------------------------------------------------------------------
@@ -209,6 +228,44 @@ def require_kernel(name: str = DEFAULT_KERNEL) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def kernel_for_run(name: str = DEFAULT_KERNEL):
+    """The Jupyter kernel to run notebooks on, as a context: the installed kernel ``name``; or, where no
+    kernel of the default name is installed (a plain ``pip install``), the running interpreter, registered
+    as ``name`` in a temporary Jupyter folder (``JUPYTER_PATH``) for the duration, with this lumbarstats
+    first on the kernel's path so that it imports the same package. Another name that is not installed
+    is an error (:func:`require_kernel`)."""
+    try:
+        require_kernel(name)
+    except LookupError:
+        if name != DEFAULT_KERNEL:
+            raise
+    else:
+        yield name
+        return
+    import tempfile
+
+    from ipykernel import kernelspec
+
+    with tempfile.TemporaryDirectory(prefix="lumbarstats-kernel-") as tmp:
+        folder = Path(tmp) / "kernels" / name
+        kernelspec.write_kernel_spec(str(folder), overrides={
+            "display_name": KERNEL_DISPLAY_NAME,
+            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+                     "--IPKernelApp.log_level=ERROR"],
+            "env": {"PYTHONPATH": os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[1]),
+                                                                os.environ.get("PYTHONPATH", "")) if p)}})
+        before = os.environ.get("JUPYTER_PATH")
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (tmp, before) if p)
+        try:
+            yield name
+        finally:
+            if before is None:
+                os.environ.pop("JUPYTER_PATH", None)
+            else:
+                os.environ["JUPYTER_PATH"] = before
+
+
 def install_kernel(name: str = DEFAULT_KERNEL, user: bool = False) -> Path:
     """Register the running interpreter as Jupyter kernel ``name`` (display name "Python (lumbarstats)").
 
@@ -229,7 +286,7 @@ def install_kernel(name: str = DEFAULT_KERNEL, user: bool = False) -> Path:
     spec = json.loads(spec_file.read_text(encoding="utf-8"))
     if "--IPKernelApp.log_level=ERROR" not in spec["argv"]:
         spec["argv"].append("--IPKernelApp.log_level=ERROR")
-        spec_file.write_text(json.dumps(spec, indent=1), encoding="utf-8")
+        _io.write_text(json.dumps(spec, indent=1), spec_file)
     return path
 
 
@@ -240,8 +297,9 @@ def read_runs(out: str | Path) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame({c: pd.Series(dtype=float if c == "seconds" else object) for c in RUN_COLUMNS})
     df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-    if "parameters" not in df.columns:  # optional: recorded since the parameters column was added
-        df["parameters"] = ""
+    for optional in ("parameters", "input_hash"):  # recorded since these columns were added
+        if optional not in df.columns:
+            df[optional] = ""
     missing = [c for c in RUN_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"{path} lacks columns {missing}; it was not written by lumbarstats batch "
@@ -254,9 +312,7 @@ def read_runs(out: str | Path) -> pd.DataFrame:
 def _write_runs(out: Path, rows: Mapping[str, dict], order: Sequence[str]) -> None:
     ordered = [r for r in order if r in rows] + [r for r in rows if r not in order]
     df = pd.DataFrame([rows[r] for r in ordered], columns=RUN_COLUMNS)
-    tmp = out / f".{RUNS_FILE}.tmp"
-    df.to_csv(tmp, index=False, encoding="utf-8")
-    os.replace(tmp, out / RUNS_FILE)
+    _io.write_csv(df, out / RUNS_FILE)
 
 
 def _last_line(exc: BaseException) -> str:
@@ -268,13 +324,6 @@ def _last_line(exc: BaseException) -> str:
     msg = lines[-1] if lines else ""
     name = type(exc).__name__
     return f"{name}: {msg}" if msg and not msg.startswith(name) else (msg or name)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path)
-    elif path.exists():
-        path.unlink()
 
 
 # -- the batch ----------------------------------------------------------------------------------------
@@ -303,6 +352,7 @@ def run_batch(
     force: bool = False,
     kernel: str = DEFAULT_KERNEL,
     progress: bool = True,
+    failed_dir: str | Path | None = None,
 ) -> pd.DataFrame:
     """Run ``notebook`` once per region with papermill; one failing region does not stop the others.
 
@@ -311,25 +361,88 @@ def run_batch(
     notebook : parameterized notebook with a ``parameters`` cell that defines ``region``.
     out : output folder; ``out/runs.csv`` records every run, ``out/<region_slug>/`` holds the executed
         notebook and the tables it wrote (injected as ``out_dir`` when the notebook defines that parameter).
-    regions : ``"all"`` (five regions + ``Landsplan``), ``"Syddanmark,Nordjylland"`` or a list.
+        A non-empty folder that lumbarstats did not make is refused unless ``force``.
+    regions : ``"all"`` (five regions + ``Landsplan``), ``"Syddanmark,Nordjylland"`` or a list (names in any
+        case, with or without Danish letters, or codes).
     parameters : further notebook parameters (see :func:`parse_parameters`).
-    force : re-run regions that already completed (default: skip them).
+    force : re-run every region (default: only regions that failed, are missing, or whose parameters or
+        input changed), and write into a folder lumbarstats did not make (never deleting its files).
     kernel : Jupyter kernel name (see :func:`install_kernel`).
     progress : print one line per region.
+    failed_dir : where the executed notebook of a failed region goes (``<slug>.failed/``); default ``out``.
 
     Returns a DataFrame with one row per requested region and columns ``region, status, seconds, error,
-    output, started, parameters``: status is ``completed``, ``failed`` or ``skipped`` (completed earlier); ``output`` is
-    the executed notebook's path relative to ``out`` (POSIX separators); ``started`` is the local start
-    time of the run (ISO 8601); ``parameters`` the run's parameters as JSON. The caller decides the exit code (the CLI exits 1 if any failed).
+    output, started, parameters, input_hash``: status is ``completed``, ``failed`` or ``skipped`` (completed
+    earlier with the same parameters and input); ``output`` is the executed notebook's path relative to
+    ``out`` (POSIX separators; for a failed run relative to ``failed_dir``); ``started`` is the local start
+    time of the run (ISO 8601); ``parameters`` the run's parameters as JSON; ``input_hash`` a hash of the
+    notebook, the lumbarstats version and the register a ``data_dir`` parameter points to. The caller
+    decides the exit code (the CLI exits 1 if any failed).
     """
-    import papermill as pm
+    with kernel_for_run(kernel) as name:
+        return _run_batch(notebook, out, regions, parameters, force, name, progress, failed_dir)
 
+
+def _run_batch(notebook, out, regions, parameters, force, kernel, progress, failed_dir) -> pd.DataFrame:
     notebook = Path(notebook)
+    params = dict(parameters or {})
+    wants_out_dir = _check_notebook(notebook, params)
+    names = resolve_regions(regions)
+    out = Path(out)
+    _io.claim_folder(out, BATCH_KIND, force=force, recognise=_is_legacy_batch)
+    _io.clean_stale_temporaries(out)  # left by a killed run
+    failed_dir = Path(failed_dir) if failed_dir is not None else out
+    nb_name = notebook.with_suffix(".ipynb").name
+    rows = _previous_rows(out, nb_name)
+    run = _RunSpec(notebook=notebook, nb_name=nb_name, out=out, failed_dir=failed_dir, kernel=kernel,
+                   params=params, params_json=json.dumps(params, sort_keys=True, ensure_ascii=False, default=str),
+                   input_hash=input_hash(notebook, params), wants_out_dir=wants_out_dir)
+    _check_region_folders(run, names, rows)
+    results = []
+    for i, region in enumerate(names, start=1):
+        prior = rows.get(region)
+        reason = "force" if force else _rerun_reason(run, region, prior)
+        if reason is None:
+            results.append({**prior, "status": "skipped"})
+            if progress:
+                print(f"[{i}/{len(names)}] {region}: skipped (completed {prior['started']} with the same parameters "
+                      "and input)", flush=True)
+            continue
+        if progress:
+            print(f"[{i}/{len(names)}] {region}: running ({reason}) …", flush=True)
+        row = _run_region(run, region)
+        rows[region] = row
+        _write_runs(out, rows, resolve_regions("all"))
+        results.append(row)
+        if progress:
+            tail = f" — {row['error']}" if row["error"] else ""
+            print(f"[{i}/{len(names)}] {region}: {row['status']} ({row['seconds']:.1f} s){tail}", flush=True)
+    df = pd.DataFrame(results, columns=RUN_COLUMNS)
+    df["seconds"] = pd.to_numeric(df["seconds"], errors="coerce")
+    return df
+
+
+@dataclass(frozen=True)
+class _RunSpec:
+    """One batch: what every region's run needs."""
+
+    notebook: Path
+    nb_name: str
+    out: Path
+    failed_dir: Path
+    kernel: str
+    params: dict
+    params_json: str
+    input_hash: str
+    wants_out_dir: bool
+
+
+def _check_notebook(notebook: Path, params: dict) -> bool:
+    """Check the notebook and the parameters before anything runs; returns whether it declares ``out_dir``."""
     if not notebook.is_file():
         raise FileNotFoundError(f"notebook {notebook} not found")
     if notebook.suffix != ".ipynb":
         raise ValueError(f"{notebook} is not a Jupyter notebook (.ipynb)")
-    params = dict(parameters or {})
     for name in params:
         if name in _RESERVED:
             raise ValueError(f"parameter {name!r} is set by the batch: {_RESERVED[name]}")
@@ -337,93 +450,140 @@ def run_batch(
     if "region" not in declared:
         raise ValueError(f"{notebook} has no 'region' parameter: add `region = \"Landsplan\"` to its cell "
                          f"tagged 'parameters' (declared there: {sorted(declared) or 'nothing'})")
-    wants_out_dir = "out_dir" in declared
     unknown = sorted(set(params) - set(declared))
     if unknown:
         raise ValueError(f"parameters {unknown} are not declared in the 'parameters' cell of {notebook} "
                          f"(declared: {sorted(declared)})")
-    names = resolve_regions(regions)
-    require_kernel(kernel)
+    return "out_dir" in declared
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+
+def _is_legacy_batch(folder: Path) -> bool:
+    """A batch folder from before the folder marker: it has a runs.csv with the run columns."""
+    try:
+        read_runs(folder)
+    except (OSError, ValueError, pd.errors.ParserError):
+        return False
+    return (folder / RUNS_FILE).is_file()
+
+
+def _previous_rows(out: Path, nb_name: str) -> dict[str, dict]:
     previous = read_runs(out)
-    nb_name = notebook.with_suffix(".ipynb").name
     others = {Path(o).name for o in previous["output"] if o} - {nb_name}
     if others:
         raise ValueError(f"{out} holds batch runs of another notebook ({sorted(others)}); use a separate --out "
                          f"for {nb_name}")
-    rows: dict[str, dict] = {r["region"]: {c: r[c] for c in RUN_COLUMNS} for r in previous.to_dict("records")}
-    order = resolve_regions("all")
-    params_json = json.dumps(params, sort_keys=True, ensure_ascii=False, default=str)
-    stale: list[str] = []
+    return {r["region"]: {c: r[c] for c in RUN_COLUMNS} for r in previous.to_dict("records")}
 
-    results = []
-    for i, region in enumerate(names, start=1):
+
+def _check_region_folders(run: _RunSpec, names: Sequence[str], rows: Mapping[str, dict]) -> None:
+    """A region folder in the way that the batch did not make stops the batch before any region runs."""
+    for region in names:
         slug = region_slug(region)
-        final = out / slug
-        output_rel = f"{slug}/{nb_name}"
-        prior = rows.get(region)
-        if (not force and prior is not None and prior["status"] == "completed"
-                and prior["output"] == output_rel and (out / output_rel).is_file()):
-            results.append({**prior, "status": "skipped"})
-            changed = prior["parameters"] != params_json
-            if changed:
-                stale.append(f"{region} ({prior['parameters'] or '{}'})")
-            if progress:
-                note = f", with other parameters {prior['parameters'] or '{}'}" if changed else ""
-                print(f"[{i}/{len(names)}] {region}: skipped (completed {prior['started']}{note}; force to re-run)",
-                      flush=True)
-            continue
+        for folder in (run.out / slug, run.failed_dir / f"{slug}.failed"):
+            if folder.exists() and not _owned_region_folder(folder, rows.get(region)):
+                raise _io.FolderNotOwnedError(f"{folder} exists and was not made by lumbarstats batch; move it "
+                                              "away or choose another --out (nothing was run)")
 
-        tmp = out / f".tmp-{slug}"
-        _remove(tmp)
-        tmp.mkdir()
-        run_params = {**params, "region": region}
-        if wants_out_dir:
-            run_params["out_dir"] = str(tmp.resolve())
-        started = _dt.datetime.now().isoformat(timespec="seconds")
-        if progress:
-            print(f"[{i}/{len(names)}] {region}: running …", flush=True)
-        t0 = time.perf_counter()
-        error = ""
-        try:
-            pm.execute_notebook(str(notebook), str(tmp / nb_name), parameters=run_params, kernel_name=kernel,
-                                progress_bar=False, log_output=False)
-        except Exception as exc:  # noqa: BLE001 - any failure of one region is recorded, the rest go on
-            error = _last_line(exc) or type(exc).__name__
-        except BaseException:  # KeyboardInterrupt, SystemExit: leave no half-written folder behind
-            _remove(tmp)
-            raise
-        seconds = round(time.perf_counter() - t0, 2)
 
-        if error:
-            failed = out / f"{slug}.failed"
-            _remove(failed)
-            os.replace(tmp, failed)
-            row = {"region": region, "status": "failed", "seconds": seconds, "error": error,
-                   "output": f"{slug}.failed/{nb_name}", "started": started, "parameters": params_json}
-        else:
-            old = out / f".old-{slug}"
-            _remove(old)
-            if final.exists():
-                os.replace(final, old)
-            os.replace(tmp, final)
-            _remove(old)
-            _remove(out / f"{slug}.failed")
-            row = {"region": region, "status": "completed", "seconds": seconds, "error": "",
-                   "output": output_rel, "started": started, "parameters": params_json}
-        rows[region] = row
-        _write_runs(out, rows, order)
-        results.append(row)
-        if progress:
-            tail = f" — {error}" if error else ""
-            print(f"[{i}/{len(names)}] {region}: {row['status']} ({seconds:.1f} s){tail}", flush=True)
+def _owned_region_folder(folder: Path, prior: dict | None) -> bool:
+    if folder.is_dir() and _io.read_marker(folder) is not None:
+        return True
+    # made by a version before the folder marker: runs.csv names it
+    return (folder.is_dir() and prior is not None and bool(prior["output"])
+            and prior["output"].split("/")[0] == folder.name)
 
-    if stale:
-        warnings.warn(f"skipped regions completed earlier with other parameters than {params_json}: "
-                      f"{'; '.join(stale)}; their outputs in {out} are from those runs (use force=True / --force "
-                      "to re-run them, or another output folder)", UserWarning, stacklevel=2)
-    df = pd.DataFrame(results, columns=RUN_COLUMNS)
-    df["seconds"] = pd.to_numeric(df["seconds"], errors="coerce")
-    return df
+
+def _rerun_reason(run: _RunSpec, region: str, prior: dict | None) -> str | None:
+    """Why a region runs again (None: it completed with the same parameters and input)."""
+    if prior is None:
+        return "new"
+    if prior["status"] != "completed":
+        return f"{prior['status'] or 'not completed'} before"
+    if not (run.out / prior["output"]).is_file() or prior["output"] != f"{region_slug(region)}/{run.nb_name}":
+        return "output missing"
+    if prior["parameters"] != run.params_json:
+        return f"parameters changed (were {prior['parameters'] or '{}'})"
+    if prior.get("input_hash", "") != run.input_hash:
+        return "input changed (register, notebook or lumbarstats version)"
+    return None
+
+
+def _run_region(run: _RunSpec, region: str) -> dict:
+    """Run one region in a temporary folder; rename it into place when complete, or keep it as
+    ``<slug>.failed`` in ``failed_dir``. Returns the region's row of runs.csv."""
+    import papermill as pm
+
+    slug = region_slug(region)
+    tmp = _io.staging_dir(run.out / slug, REGION_KIND)
+    run_params = {**run.params, "region": region}
+    if run.wants_out_dir:
+        run_params["out_dir"] = str(tmp.resolve())
+    started = _dt.datetime.now().isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    error = ""
+    try:
+        pm.execute_notebook(str(run.notebook), str(tmp / run.nb_name), parameters=run_params,
+                            kernel_name=run.kernel, progress_bar=False, log_output=False)
+    except Exception as exc:  # noqa: BLE001 - any failure of one region is recorded, the rest go on
+        error = _last_line(exc) or type(exc).__name__
+    except BaseException:  # KeyboardInterrupt, SystemExit: leave no half-written folder behind
+        _io.remove_owned_tree(tmp)
+        raise
+    seconds = round(time.perf_counter() - t0, 2)
+    row = {"region": region, "seconds": seconds, "error": error, "started": started,
+           "parameters": run.params_json, "input_hash": run.input_hash}
+    if error:
+        _replace_region_folder(tmp, run.failed_dir / f"{slug}.failed")
+        return {**row, "status": "failed", "output": f"{slug}.failed/{run.nb_name}"}
+    _replace_region_folder(tmp, run.out / slug)
+    _remove_region_folder(run.failed_dir / f"{slug}.failed")
+    return {**row, "status": "completed", "output": f"{slug}/{run.nb_name}"}
+
+
+def _replace_region_folder(tmp: Path, final: Path) -> None:
+    """Move a finished run's folder into place (the previous one of this region goes first)."""
+    _remove_region_folder(final)
+    _io.write_marker(tmp, REGION_KIND)  # no longer a temporary
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, final)
+
+
+def _remove_region_folder(folder: Path) -> None:
+    """Remove a region folder the batch made (checked by :func:`_check_region_folders` before the run)."""
+    if not folder.exists():
+        return
+    if _io.read_marker(folder) is None:
+        _io.write_marker(folder, REGION_KIND)  # made by a version before the marker (runs.csv names it)
+    _io.remove_owned_tree(folder)
+
+
+def input_hash(notebook: str | Path, parameters: Mapping) -> str:
+    """A hash of what a region's run reads besides its parameters: the notebook, the lumbarstats version,
+    and the register a ``data_dir`` parameter points to (its content hash, ``ls.Register(...).content_hash``
+    where this version has it; otherwise the register files' names, sizes and modification times)."""
+    from lumbarstats import __version__
+
+    h = hashlib.sha256()
+    h.update(Path(notebook).read_bytes())
+    h.update(__version__.encode())
+    data_dir = parameters.get("data_dir")
+    if isinstance(data_dir, str) and data_dir and Path(data_dir).is_dir():
+        h.update(register_hash(Path(data_dir)).encode())
+    return h.hexdigest()[:16]
+
+
+def register_hash(data_dir: Path) -> str:
+    """The register's content hash (``ls.Register``), or a hash of its files' names, sizes and mtimes."""
+    try:
+        from lumbarstats.register import Register
+    except ImportError:
+        Register = None
+    if Register is not None:
+        return str(Register(data_dir, validate=False).content_hash)  # the notebook validates it
+    h = hashlib.sha256()
+    files = (q for q in data_dir.rglob("*") if q.is_file()
+             and not any(part.startswith(".") for part in q.relative_to(data_dir).parts))  # caches, markers
+    for p in sorted(files):
+        st = p.stat()
+        h.update(f"{p.relative_to(data_dir).as_posix()}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()

@@ -20,12 +20,19 @@ app = typer.Typer(
 
 DEFAULT_KERNEL = "lumbarstats"
 
-# errors that describe bad input or a missing file: one line for the user, exit code 2, no traceback
-USER_ERRORS = (ValueError, KeyError, LookupError, FileNotFoundError, FileExistsError)
+# errors that describe bad input, a missing file or an output that cannot be written (disk full, read-only,
+# permission denied, a file where a folder should be): one line for the user, exit code 2, no traceback
+USER_ERRORS = (ValueError, KeyError, LookupError, OSError)
 
 
 def _fail(exc: BaseException) -> typer.Exit:
-    typer.echo(f"error: {exc}", err=True)
+    if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError | FileExistsError):
+        from lumbarstats import io
+
+        message = io.describe_os_error(exc)
+    else:
+        message = str(exc)
+    typer.echo(f"error: {message}", err=True)
     return typer.Exit(code=2)
 
 
@@ -35,7 +42,7 @@ def synth(
     scale: Annotated[float, typer.Option(help="Fraction of the Danish adult population (1.0 = whole country).")] = 1.0,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives identical files.")] = 2024,
     raw_layout: Annotated[bool, typer.Option("--raw-layout", help="Write the registers' raw layouts (BEF, UDDA, AKM, LPR2/3, …) instead of the canonical tables.")] = False,
-    force: Annotated[bool, typer.Option(help="Regenerate even if OUT already holds a register.")] = False,
+    force: Annotated[bool, typer.Option(help="Regenerate even if OUT already holds this register, and write into a non-empty folder lumbarstats did not make (its other files are never deleted).")] = False,
 ) -> None:
     """Generate the calibrated synthetic register."""
     from lumbarstats import synth as synth_mod
@@ -67,17 +74,23 @@ def summary(data: Annotated[Path, typer.Option(help="Register directory.")] = Pa
 def reproduce(
     data: Annotated[Path, typer.Option(help="Register directory (canonical tables).")] = Path("data/synthetic"),
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("output"),
-    scale: Annotated[float, typer.Option(help="Scale for generating the synthetic register if DATA holds none.")] = 1.0,
-    seed: Annotated[int, typer.Option(help="Seed for generating the synthetic register if DATA holds none.")] = 2024,
+    scale: Annotated[float | None, typer.Option(help="Scale of the synthetic register: used to generate it, and a synthetic register of another scale is refused (default: any; 1.0 when generating).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the synthetic register, as --scale (default: any; 2024 when generating).")] = None,
+    synthesize: Annotated[bool | None, typer.Option("--synthesize/--no-synthesize", help="Generate the synthetic register in DATA if it holds none (default: only at data/synthetic; elsewhere a missing DATA is an error).")] = None,
+    force: Annotated[bool, typer.Option(help="Write into a non-empty OUT that lumbarstats did not make (its other files are never deleted).")] = False,
     kernel: Annotated[str, typer.Option(help="Jupyter kernel name for the notebooks.")] = DEFAULT_KERNEL,
     only: Annotated[list[str] | None, typer.Option(help="Run only these report steps (repeatable).")] = None,
     formats: Annotated[str, typer.Option(help="Table export formats, comma separated.")] = "docx,xlsx,html,tex",
 ) -> None:
-    """Reproduce the report: tables, figures, executed notebooks and a comparison with the published figures."""
+    """Reproduce the report: tables, figures, executed notebooks and a comparison with the published figures.
+
+    OUT/INCOMPLETE.txt marks an output that is not complete (a run that failed or was interrupted); logs and
+    failed notebooks go to OUT.logs/, outside the output."""
     from lumbarstats import reproduce as reproduce_mod
 
     try:
-        ok = reproduce_mod.run(data, out, scale=scale, seed=seed, kernel=kernel, only=only,
+        ok = reproduce_mod.run(data, out, scale=scale, seed=seed, synthesize=synthesize, force=force,
+                               kernel=kernel, only=only,
                                formats=[f.strip() for f in formats.split(",") if f.strip()])
     except USER_ERRORS as exc:
         raise _fail(exc) from None
@@ -91,7 +104,7 @@ def batch(
     out: Annotated[Path, typer.Option(help="Output directory; DIR/runs.csv lists the runs.")],
     regions: Annotated[str, typer.Option(help="'all' (five regions and the whole country) or names separated by commas.")] = "all",
     parameter: Annotated[list[str] | None, typer.Option("-p", "--parameter", help="-p NAME VALUE or -p NAME=VALUE (repeatable), as papermill's -p.")] = None,
-    force: Annotated[bool, typer.Option(help="Re-run regions that already completed.")] = False,
+    force: Annotated[bool, typer.Option(help="Re-run every region (default: only failed, missing or changed ones), and write into a folder lumbarstats did not make.")] = False,
     kernel: Annotated[str, typer.Option(help="Jupyter kernel name.")] = DEFAULT_KERNEL,
 ) -> None:
     """Run a parameterized notebook once per region (and the whole country) with papermill."""
@@ -149,13 +162,26 @@ def ingest(
     config: Annotated[Path | None, typer.Option(help="Ingest configuration (YAML); default: the layout of 'synth --raw-layout'.")] = None,
 ) -> None:
     """Turn raw register extracts (BEF, UDDA, AKM, LPR2/3, …) into the canonical tables."""
-    from lumbarstats import adapters
+    from lumbarstats import adapters, io
 
     try:
+        # the canonical files replace files of the same name in OUT: never in a folder lumbarstats did not make
+        io.check_folder(out, "register", recognise=_made_by_lumbarstats)
         report = adapters.ingest(raw, out, config=config)
     except USER_ERRORS as exc:
         raise _fail(exc) from None
     typer.echo(report.summary_text() if hasattr(report, "summary_text") else str(report))
+
+
+def _made_by_lumbarstats(folder: Path) -> bool:
+    """A register folder with lumbarstats' metadata.json (ingest or synth, also from before the marker)."""
+    import json
+
+    try:
+        meta = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and str(meta.get("generator", "")).startswith("lumbarstats")
 
 
 @app.command("install-kernel")
@@ -166,7 +192,10 @@ def install_kernel(
     """Register this environment as a named Jupyter kernel (used by batch runs and reproduce)."""
     from lumbarstats import batch as batch_mod
 
-    path = batch_mod.install_kernel(name, user=user)
+    try:
+        path = batch_mod.install_kernel(name, user=user)
+    except USER_ERRORS as exc:
+        raise _fail(exc) from None
     typer.echo(f"kernel {name!r} installed at {path}")
 
 

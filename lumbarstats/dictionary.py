@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-__all__ = ["DataDictionary", "load", "dictionary_path"]
+__all__ = ["DataDictionary", "load", "dictionary_path", "resolve_region", "region_name", "region_order"]
 
 
 def dictionary_path() -> Path:
@@ -114,18 +114,60 @@ class DataDictionary:
         return dict(zip(cl["code"].astype(int), cl["name"], strict=True))
 
     def region_code(self, name_or_code) -> int:
-        """Region code from a short name, full label or code; raises a clear error otherwise."""
+        """Code of one of the five regions (1081–1085); the whole country is refused here — use
+        :meth:`resolve_region` where ``Landsplan`` is allowed."""
+        code = self.resolve_region(name_or_code)
+        if code == self.whole_country_code:
+            names = self.region_names()
+            raise ValueError(f"{name_or_code!r} is the whole country, not a region; use one of "
+                             f"{list(names.values())} or codes {list(names)}")
+        return code
+
+    @property
+    def whole_country_code(self) -> int:
+        return int(self.spec["whole_country"]["code"])
+
+    def resolve_region(self, value) -> int:
+        """THE region resolver: DST code (1081–1085, or 0 for the whole country), short or full Danish
+        name, English name, any case, with or without Danish letters (``Sjaelland``, ``Sjælland``);
+        the whole country also as ``Landsplan``, ``Hele landet``, ``Denmark``. Returns the code."""
         names = self.region_names()
-        if isinstance(name_or_code, (int, np.integer)) and int(name_or_code) in names:
-            return int(name_or_code)
-        s = str(name_or_code).strip()
-        if s.isdigit() and int(s) in names:
-            return int(s)
-        cl = self.codelist("region")
-        for _, row in cl.iterrows():
-            if s.casefold() in {row["name"].casefold(), row["label_da"].casefold(), row["label_en"].casefold()}:
-                return int(row["code"])
-        raise ValueError(f"unknown region {name_or_code!r}; use one of {list(names.values())} or codes {list(names)}")
+        if isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"unknown region {value!r}")
+        if isinstance(value, (int, np.integer)) or (isinstance(value, str) and value.strip().isdigit()):
+            code = int(value)
+            if code in names or code == self.whole_country_code:
+                return code
+        else:
+            code = self._region_aliases().get(_fold_name(value))
+            if code is not None:
+                return code
+        raise ValueError(f"unknown region {value!r}; use one of {list(names.values())} "
+                         f"(or codes {list(names)}), or {self.whole_country_name!r} / 0 for the whole country")
+
+    def _region_aliases(self) -> dict[str, int]:
+        out = {}
+        for row in self.codelist("region").itertuples():
+            for text in (row.name, row.label_da, row.label_en):
+                out[_fold_name(text)] = int(row.code)
+        wc = self.spec["whole_country"]
+        for text in (wc["name"], wc["label_da"], wc["label_en"], "Danmark", "Hele Danmark"):
+            out[_fold_name(text)] = int(wc["code"])
+        return out
+
+    def region_name(self, code, lang: str = "short") -> str:
+        """Name of a region code (or 0): ``short`` as in the report's tables (``Syddanmark``,
+        ``Landsplan``), ``da`` the full Danish label, ``en`` the English label."""
+        code = self.resolve_region(code)
+        if code == self.whole_country_code:
+            wc = self.spec["whole_country"]
+            return {"short": wc["name"], "da": wc["label_da"], "en": wc["label_en"]}[_check_lang(lang)]
+        row = self.codelist("region").set_index("code").loc[code]
+        return str({"short": row["name"], "da": row["label_da"], "en": row["label_en"]}[_check_lang(lang)])
+
+    def region_order(self, *, whole_country: bool = True) -> list[int]:
+        """Region codes in the report's order, the whole country (0) last."""
+        return list(self.region_names()) + ([self.whole_country_code] if whole_country else [])
 
     # -- derived variables ----------------------------------------------------------------------
     def _band(self, values, codelist: str) -> pd.Series:
@@ -180,6 +222,37 @@ class DataDictionary:
         sks = self.codelist("sks_spine_surgery_codes")
         flag = self.spec["lumbar_surgery_flag_column"]
         return sks.loc[sks[flag].str.lower() == "true", "kode"].tolist()
+
+
+_FOLD = str.maketrans({"æ": "ae", "ø": "oe", "å": "aa"})
+
+
+def _fold_name(text) -> str:
+    """Case, Danish letters, a leading ``Region`` and spacing do not matter when naming a region."""
+    s = " ".join(str(text).casefold().translate(_FOLD).replace("-", " ").split())
+    return s[len("region "):] if s.startswith("region ") else s
+
+
+def _check_lang(lang: str) -> str:
+    if lang not in ("short", "da", "en"):
+        raise ValueError(f"lang must be 'short', 'da' or 'en', got {lang!r}")
+    return lang
+
+
+def resolve_region(value, dd: DataDictionary | None = None) -> int:
+    """Region code (1081–1085, 0 = whole country) from a code or any name; see
+    :meth:`DataDictionary.resolve_region`. The one place regions are resolved."""
+    return (dd or load()).resolve_region(value)
+
+
+def region_name(code, lang: str = "short", dd: DataDictionary | None = None) -> str:
+    """Name of a region code: ``short`` (report tables), ``da`` or ``en``."""
+    return (dd or load()).region_name(code, lang)
+
+
+def region_order(dd: DataDictionary | None = None, *, whole_country: bool = True) -> list[int]:
+    """Region codes in the report's order, the whole country (0) last."""
+    return (dd or load()).region_order(whole_country=whole_country)
 
 
 @functools.lru_cache(maxsize=4)

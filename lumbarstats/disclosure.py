@@ -63,6 +63,10 @@ __all__ = [
     "check_table",
     "check_directory",
     "protect",
+    "Policy",
+    "as_policy",
+    "round_counts",
+    "DERIVED_FROM_COUNTS",
     "write_protected_csv",
 ]
 
@@ -73,28 +77,27 @@ MIN_CELL_FLOOR = 3
 SUPPRESSED_MARKER = "–"
 """What a suppressed cell shows in exported tables (an en dash), explained in a footnote."""
 
-COUNT_COLUMN_NAMES = ("persons", "events", "exams", "examinations", "n", "count", "observed", "cases")
-"""Column names that hold counts of persons or events (``population`` deliberately excluded)."""
+def _load_count_columns() -> tuple[tuple[str, ...], dict[str, dict[str, str]], tuple[str, ...]]:
+    """Count-column names, their labels and extra heading words from ``data_dictionary/count_columns.yaml``."""
+    import yaml
 
-COUNT_COLUMN_LABELS: dict[str, dict[str, str]] = {
-    "persons": {"da": "Antal personer", "en": "Number of persons"},
-    "events": {"da": "Antal undersøgelser", "en": "Number of examinations"},
-    "exams": {"da": "Antal undersøgelser", "en": "Number of examinations"},
-    "examinations": {"da": "Antal undersøgelser", "en": "Number of examinations"},
-    "observed": {"da": "Observeret antal", "en": "Observed"},
-    "cases": {"da": "Antal tilfælde", "en": "Number of cases"},
-    "count": {"da": "Antal", "en": "Count"},
-    "n": {"da": "Antal", "en": "N"},
-}
-"""Published labels of the count columns (used by :mod:`lumbarstats.tables` and recognised by the scanner)."""
+    from lumbarstats import dictionary as _dictionary
 
-_EXTRA_COUNT_NAMES = ("antal", "personer", "undersøgelser", "number")
+    with open(_dictionary.dictionary_path() / "count_columns.yaml", encoding="utf-8") as fh:
+        spec = yaml.safe_load(fh)
+    labels = {str(k): {str(lang): str(v) for lang, v in d.items()} for k, d in spec["count_columns"].items()}
+    return tuple(labels), labels, tuple(str(x) for x in spec.get("extra_names", ()))
+
+
+COUNT_COLUMN_NAMES, COUNT_COLUMN_LABELS, _EXTRA_COUNT_NAMES = _load_count_columns()
+"""Column names that hold counts of persons or events (``population`` deliberately excluded) and their
+published Danish/English labels, as declared in the data dictionary (``count_columns.yaml``)."""
 _KEY_LIKE_NUMERIC = ("year", "month", "quarter", "rank", "period", "week", "region", "region_code", "age", "cci",
                      "step", "time", "tau")
 _TOTAL_ROW_LABELS = ("landsplan", "hele landet", "i alt", "total", "denmark", "all")
 _HIDDEN_STRINGS = {SUPPRESSED_MARKER, "-", "—", "..", "x", "X", "*", "[x]", "c"}
 _HIDDEN_RE = re.compile(r"^<\s*\d+$")
-_SCANNED_SUFFIXES = (".csv", ".tsv", ".xlsx", ".html", ".htm", ".docx", ".tex")
+_SCANNED_SUFFIXES = (".csv", ".tsv", ".xlsx", ".html", ".htm", ".docx", ".tex", ".ipynb")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -253,7 +256,14 @@ def _relation_matrix(rels, n: int) -> np.ndarray:
 
 
 def _determined(matrix: np.ndarray, hidden: np.ndarray) -> np.ndarray:
-    """Positions of hidden cells whose value follows uniquely from the published cells."""
+    """Positions of hidden cells whose value follows uniquely from the published cells.
+
+    The relations restricted to the hidden cells fall apart into independent blocks (connected
+    components: cells linked by a relation); each block is solved on its own, which keeps the SVDs small.
+    """
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
     idx = np.flatnonzero(hidden)
     if len(idx) == 0 or matrix.shape[0] == 0:
         return np.array([], dtype=int)
@@ -261,13 +271,23 @@ def _determined(matrix: np.ndarray, hidden: np.ndarray) -> np.ndarray:
     a = a[np.any(a != 0, axis=1)]
     if a.shape[0] == 0:
         return np.array([], dtype=int)
-    # null space via SVD: hidden cell j is determined iff every null-space vector is 0 at j
-    _, s, vt = np.linalg.svd(a, full_matrices=True)
-    rank = int(np.sum(s > 1e-9 * max(a.shape)))
-    null = vt[rank:].T
-    if null.shape[1] == 0:
-        return idx
-    return idx[np.linalg.norm(null, axis=1) < 1e-8]
+    n_rel, n_cell = a.shape
+    links = csr_matrix(np.block([[np.zeros((n_rel, n_rel)), a != 0], [(a != 0).T, np.zeros((n_cell, n_cell))]]))
+    _, labels = connected_components(links, directed=False)
+    out = []
+    for lab in np.unique(labels[n_rel:]):
+        cols = np.flatnonzero(labels[n_rel:] == lab)
+        rows = np.flatnonzero(labels[:n_rel] == lab)
+        if len(rows) == 0:
+            continue
+        block = a[np.ix_(rows, cols)]
+        # null space via SVD: hidden cell j is determined iff every null-space vector is 0 at j
+        _, s, vt = np.linalg.svd(block, full_matrices=True)
+        rank = int(np.sum(s > 1e-9 * max(block.shape)))
+        null = vt[rank:].T
+        det = cols if null.shape[1] == 0 else cols[np.linalg.norm(null, axis=1) < 1e-8]
+        out.extend(idx[det])
+    return np.array(sorted(out), dtype=int)
 
 
 def determined_cells(df: pd.DataFrame, hidden, *, keys: Sequence[str], group_totals: Mapping) -> pd.Series:
@@ -287,7 +307,8 @@ def suppress(df: pd.DataFrame, *, count_columns: Sequence[str] | None = None,
              value_columns: Sequence[str] | None = None, min_cell: int = MIN_CELL_DEFAULT,
              group_totals: Mapping[str, object] | None = None, keys: Sequence[str] | None = None,
              rule_column: str | None = None, missing_counts: str = "error",
-             extra_relations: Sequence[tuple[Sequence, object]] | None = None) -> SuppressionResult:
+             extra_relations: Sequence[tuple[Sequence, object]] | None = None,
+             unpublished=None) -> SuppressionResult:
     """Primary and secondary cell suppression of a long table (one row per published cell).
 
     Parameters
@@ -310,6 +331,13 @@ def suppress(df: pd.DataFrame, *, count_columns: Sequence[str] | None = None,
         and takes part in the secondary suppression.
     extra_relations : further additive relations ``(member row labels, total row label or None)``, e.g.
         the years of a pooled period adding up to the period's row in a stacked table.
+    unpublished : boolean mask (aligned with ``df``) of cells that take part in the relations but are not
+        published, e.g. the "unknown" education group left out of tables 5.3–5.4 (the groups and it add
+        up to the total). They are hidden from the start; a small one is protected like any primary
+        cell (no published cell may let it be computed). The caller drops them before publishing.
+
+    The steps: :func:`_rule_counts` (the count that decides, cells hidden upstream), the small-cell rule
+    (:func:`flag_small_cells`), :func:`_all_relations`, :func:`_secondary_suppression` and :func:`_hide`.
 
     References: Hundepool A, Domingo-Ferrer J, Franconi L, et al. (2012) *Statistical Disclosure
     Control*. Wiley, ch. 4; Cox LH (1980) JASA 75:377–385.
@@ -330,59 +358,81 @@ def suppress(df: pd.DataFrame, *, count_columns: Sequence[str] | None = None,
     if keys and df.duplicated(keys).any():
         dup = df[df.duplicated(keys, keep=False)][keys].head(5).to_dict("records")
         raise ValueError(f"cells are not unique on key columns {keys}; duplicated, e.g.: {dup}")
+    counts, upstream = _rule_counts(df, rule_column, missing_counts)
+    primary = flag_small_cells(pd.Series(counts, index=df.index, name=rule_column), min_cell=m) | upstream
+    not_published = (np.zeros(len(df), dtype=bool) if unpublished is None
+                     else np.asarray(pd.Series(unpublished, index=df.index).fillna(False), dtype=bool))
+    rels = _all_relations(df, keys, group_totals, extra_relations)
+    hidden = _secondary_suppression(df, keys, rels, counts, primary.to_numpy(), not_published)
+    mask = pd.Series(hidden, index=df.index, name="suppressed")
+    return SuppressionResult(table=_hide(df, mask, count_columns, value_columns), mask=mask,
+                             primary=primary.rename("primary"), min_cell=m, rule_column=rule_column,
+                             count_columns=tuple(count_columns), value_columns=tuple(value_columns))
+
+
+def _rule_counts(df: pd.DataFrame, rule_column: str, missing_counts: str) -> tuple[np.ndarray, pd.Series]:
+    """The deciding counts as floats, and the cells hidden upstream (missing count, ``"suppressed"`` mode)."""
     if missing_counts not in ("error", "suppressed"):
         raise ValueError(f"missing_counts must be 'error' or 'suppressed', got {missing_counts!r}")
-    missing = pd.to_numeric(df[rule_column], errors="coerce").isna()
-    upstream = missing.copy() if missing_counts == "suppressed" else pd.Series(False, index=df.index)
-    if missing_counts == "suppressed" and missing.any():
-        df = df.copy()
-        df[rule_column] = pd.to_numeric(df[rule_column], errors="coerce").fillna(0)
-        missing = pd.Series(False, index=df.index)
-    if missing.any():
+    values = pd.to_numeric(df[rule_column], errors="coerce")
+    bad = values.isna() & df[rule_column].notna() & ~df[rule_column].astype(str).isin(list(_HIDDEN_STRINGS))
+    if bad.any():
+        raise ValueError(f"count column {rule_column!r} holds non-numeric values at rows {list(df.index[bad][:5])}")
+    missing = values.isna()
+    if missing.any() and missing_counts == "error":
         raise ValueError(
             f"count column {rule_column!r} is missing at rows {list(df.index[missing][:10])}; every cell needs "
             "its person count for disclosure control"
         )
-    primary = flag_small_cells(df, rule_column, m) | upstream
-    counts = pd.to_numeric(df[rule_column]).to_numpy(dtype=float)
+    upstream = missing.rename(rule_column) if missing_counts == "suppressed" else pd.Series(False, index=df.index)
+    return values.fillna(0).to_numpy(dtype=float), upstream.astype(bool)
 
+
+def _all_relations(df, keys, group_totals, extra_relations) -> list[tuple[np.ndarray, int | None]]:
+    """The relations of ``group_totals`` and the ``extra_relations`` (row labels) as row positions."""
     rels = _relations(df, keys, group_totals)
     if extra_relations:
         pos = pd.Series(np.arange(len(df)), index=df.index)
         for members, total in extra_relations:
             rels.append((pos[list(members)].to_numpy(), None if total is None else int(pos[total])))
+    return rels
+
+
+def _secondary_suppression(df, keys, rels, counts: np.ndarray, primary: np.ndarray,
+                           not_published: np.ndarray) -> np.ndarray:
+    """Hidden cells after complementary suppression: no relation with one hidden cell, and no protected
+    cell (hidden and published, or unpublished and small) determined by the published cells."""
     matrix = _relation_matrix(rels, len(df))
-    hidden = primary.to_numpy().copy()
+    hidden = primary | not_published
+    # an unpublished cell that is not small may be computed by anyone: it needs no protection
+    free = not_published & ~primary
     totals = {t for _, t in rels if t is not None}
 
-    def pick(candidates: np.ndarray) -> int | None:
+    def pick(candidates) -> int | None:
         cand = [int(c) for c in candidates if not hidden[c]]
         if not cand:
             return None
         return min(cand, key=lambda c: (counts[c] == 0, c in totals, counts[c], c))
 
+    def protected_in(cells) -> int:
+        return int((hidden[cells] & ~free[cells]).sum())
+
     for _ in range(len(df) + 1):
         changed = False
         for members, tot in rels:  # each relation: zero or at least two hidden cells
             cells = members if tot is None else np.append(members, tot)
-            if hidden[cells].sum() == 1:
+            if hidden[cells].sum() == 1 and protected_in(cells) == 1:
                 c = pick(cells)
                 if c is not None:
                     hidden[c] = True
                     changed = True
         if changed:
             continue
-        det = _determined(matrix, hidden)
-        if len(det) == 0:
+        det = [int(u) for u in _determined(matrix, hidden) if not free[u]]
+        if not det:
             break
-        u = int(det[0])
-        options = []
-        for members, tot in rels:
-            cells = members if tot is None else np.append(members, tot)
-            if u in cells:
-                c = pick(cells)
-                if c is not None:
-                    options.append(c)
+        u = det[0]
+        options = _complements(rels, det, pick) or _complements(rels, np.flatnonzero(hidden), pick)
         if not options:
             row = df.iloc[u][keys].to_dict() if keys else u
             raise ValueError(
@@ -390,8 +440,25 @@ def suppress(df: pd.DataFrame, *, count_columns: Sequence[str] | None = None,
                 "hidden with it. Merge it with a neighbouring group or drop the total."
             )
         hidden[min(options, key=lambda c: (counts[c] == 0, c in totals, counts[c], c))] = True
+    return hidden
 
-    mask = pd.Series(hidden, index=df.index, name="suppressed")
+
+def _complements(rels, cells_to_protect, pick) -> list[int]:
+    """Candidate complementary cells: the best visible cell of each relation holding one of the cells (first
+    the determined cells' own relations; when all their cells are hidden, relations linked to them)."""
+    wanted = {int(c) for c in cells_to_protect}
+    options = []
+    for members, tot in rels:
+        cells = members if tot is None else np.append(members, tot)
+        if wanted.intersection(int(c) for c in cells):
+            c = pick(cells)
+            if c is not None:
+                options.append(c)
+    return options
+
+
+def _hide(df: pd.DataFrame, mask: pd.Series, count_columns, value_columns) -> pd.DataFrame:
+    """``df`` with the counts and values of the masked cells set to missing."""
     out = df.copy()
     for col in count_columns:
         if pd.api.types.is_integer_dtype(out[col]):
@@ -404,9 +471,7 @@ def suppress(df: pd.DataFrame, *, count_columns: Sequence[str] | None = None,
         else:
             out[col] = out[col].astype(object)
             out.loc[mask, col] = None
-    return SuppressionResult(table=out, mask=mask, primary=primary.rename("primary"), min_cell=m,
-                             rule_column=rule_column, count_columns=tuple(count_columns),
-                             value_columns=tuple(value_columns))
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -619,7 +684,8 @@ def _strip_latex(s: str) -> str:
 def _grids_tex(path: Path) -> list[list[list]]:
     text = path.read_text(encoding="utf-8", errors="replace")
     grids = []
-    for body in re.findall(r"\\begin\{tabular\*?\}(.*?)\\end\{tabular\*?\}", text, flags=re.S):
+    # tables.py writes long tables as longtable (header repeated on every page): scan those too
+    for _env, body in re.findall(r"\\begin\{(tabular\*?|longtable)\}(.*?)\\end\{\1\}", text, flags=re.S):
         body = re.sub(r"^\{[^\n]*\}", "", body.lstrip())  # column spec line
         grid = []
         for line in re.split(r"\\\\(?:\[[^\]]*\])?", body):
@@ -633,11 +699,66 @@ def _grids_tex(path: Path) -> list[list[list]]:
     return grids
 
 
+_TOKEN_RE = re.compile(r"\S+(?: \S+)*")  # pandas' text tables separate columns by two or more spaces
+
+
+def _grids_text(text: str) -> list[list[list]]:
+    """Tables printed as text (pandas ``to_string``/repr in a notebook's ``text/plain`` or stream output).
+
+    Columns are right-aligned, so a value belongs to the heading that ends where it ends. Every line
+    whose words are not numbers starts a new table (the header); the other lines are its rows.
+    """
+    grids: list[list[list]] = []
+    ends: list[int] = []
+    for line in text.splitlines():
+        tokens = [(m.group(0), m.end()) for m in _TOKEN_RE.finditer(line)]
+        if not tokens:
+            continue
+        numeric = [_parse_number(t) is not None or _is_hidden(t) for t, _ in tokens]
+        if len(tokens) >= 2 and not any(numeric[1:]):
+            ends = [e for _, e in tokens]
+            grids.append([[t for t, _ in tokens]])
+            continue
+        if not grids:
+            grids.append([])
+        row = [None] * len(ends)
+        for t, e in tokens:
+            if e in ends:
+                row[ends.index(e)] = t
+        grids[-1].append(row)
+    return grids
+
+
+def _grids_ipynb(path: Path) -> list[list[list]]:
+    """Tables in a notebook's outputs: HTML tables (``text/html``) and printed tables (``text/plain``,
+    streams). Source code is not scanned; images cannot be."""
+    import json
+
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    grids = []
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []) or []:
+            data = output.get("data", {}) or {}
+            html_text = data.get("text/html")
+            if html_text:
+                p = _HTMLTables()
+                p.feed("".join(html_text) if isinstance(html_text, list) else str(html_text))
+                grids.extend(p.tables)
+            for text in (data.get("text/plain"), output.get("text")):
+                if text and not (html_text and text is data.get("text/plain")):
+                    grids.extend(_grids_text("".join(text) if isinstance(text, list) else str(text)))
+    return grids
+
+
 def _file_grids(path: Path) -> list[tuple[str, list[list]]]:
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv"):
         return [("", _grid_csv(path))]
     if suffix == ".xlsx":
+        return [(f"#{name}", g) for name, g in _grids_xlsx(path)]
+    if suffix == ".ipynb":
+        grids = _grids_ipynb(path)
+        return [(f"#output{i + 1}", g) for i, g in enumerate(grids)]
         return [(f"#{name}", g) for name, g in _grids_xlsx(path)]
     if suffix in (".html", ".htm"):
         grids = _grids_html(path)
@@ -653,7 +774,8 @@ def _file_grids(path: Path) -> list[tuple[str, list[list]]]:
 def check_directory(path: str | Path, min_cell: int = MIN_CELL_DEFAULT, recursive: bool = True) -> pd.DataFrame:
     """Scan an output folder for published small counts; a DataFrame ``file, row, column, value, rule``.
 
-    Reads CSV/TSV, XLSX (every sheet), HTML, DOCX and LaTeX tables (as written by
+    Reads CSV/TSV, XLSX (every sheet), HTML, DOCX, LaTeX tables and the outputs of executed notebooks
+    (``.ipynb``: HTML tables and printed tables) (tables as written by
     :mod:`lumbarstats.tables`). A column is a count column below a heading recognised by
     :func:`is_count_column` (``events``, ``persons``, ``Antal personer``, ``Number of persons 2014``, …);
     ``population`` is a denominator and is not checked. Numbers in Danish (``1.234``) and English
@@ -688,21 +810,104 @@ def check_directory(path: str | Path, min_cell: int = MIN_CELL_DEFAULT, recursiv
     return pd.DataFrame(rows, columns=["file", "row", "column", "value", "rule"])
 
 
+@dataclass(frozen=True)
+class Policy:
+    """How published counts are protected, chosen by configuration and passed down (no global).
+
+    ``kind="suppress"`` (default): cell suppression, primary and secondary (:func:`suppress`).
+    ``kind="round"``: counts from fewer than ``min_cell`` persons are redacted (with every value of the
+    cell), the other counts are rounded to the nearest multiple of ``base`` (as OpenSAFELY publishes:
+    redact small counts, round the rest to 5), and values that are exact functions of a cell's counts
+    (shares, percentages, crude rates: :data:`DERIVED_FROM_COUNTS`) are hidden, since they would give the
+    unrounded count back. Rounding hides the exact value of every cell, so differences of published
+    cells give only an interval and no secondary suppression is needed.
+    """
+
+    kind: str = "suppress"
+    min_cell: int = MIN_CELL_DEFAULT
+    base: int = 5
+
+    def __post_init__(self):
+        if self.kind not in ("suppress", "round"):
+            raise ValueError(f"disclosure policy must be 'suppress' or 'round', got {self.kind!r}")
+        validate_min_cell(self.min_cell)
+        if isinstance(self.base, bool) or not float(self.base).is_integer() or int(self.base) < 2:
+            raise ValueError(f"rounding base must be a whole number >= 2, got {self.base!r}")
+
+
+DERIVED_FROM_COUNTS = ("share_pct", "share_within_modality_pct", "crude_rate", "pct", "percent", "share")
+"""Value columns that are exact functions of the cell's counts (hidden under the rounding policy)."""
+
+
+def as_policy(policy: Policy | str | Mapping | None = None, *, min_cell: int | None = None) -> Policy:
+    """A :class:`Policy` from a Policy, a kind (``"suppress"``/``"round"``), a mapping (configuration), or
+    None (suppression); ``min_cell`` overrides the policy's threshold when given."""
+    if policy is None:
+        policy = Policy()
+    elif isinstance(policy, str):
+        policy = Policy(kind=policy)
+    elif isinstance(policy, Mapping):
+        unknown = set(policy) - {"kind", "min_cell", "base"}
+        if unknown:
+            raise ValueError(f"unknown disclosure policy settings {sorted(unknown)}; use kind, min_cell, base")
+        policy = Policy(**policy)
+    elif not isinstance(policy, Policy):
+        raise TypeError(f"policy must be a Policy, 'suppress', 'round' or a mapping, got {type(policy).__name__}")
+    if min_cell is not None and int(min_cell) != policy.min_cell:
+        policy = Policy(kind=policy.kind, min_cell=validate_min_cell(min_cell), base=policy.base)
+    return policy
+
+
+def round_counts(df: pd.DataFrame, *, count_columns: Sequence[str], value_columns: Sequence[str] | None = None,
+                 rule_column: str | None = None, min_cell: int = MIN_CELL_DEFAULT, base: int = 5,
+                 marker: str = SUPPRESSED_MARKER) -> pd.DataFrame:
+    """The rounding policy (see :class:`Policy`): redact small cells, round the other counts to ``base``."""
+    m = validate_min_cell(min_cell)
+    count_columns, value_columns, _ = _default_columns(df, count_columns, value_columns, None)
+    rule_column = rule_column or next((c for c in ("persons", "events") if c in count_columns), count_columns[0])
+    counts, upstream = _rule_counts(df, rule_column, "suppressed")
+    small = flag_small_cells(pd.Series(counts, index=df.index, name=rule_column), min_cell=m) | upstream
+    out = df.astype(object).copy()
+    for col in count_columns:
+        values = pd.to_numeric(df[col], errors="coerce")
+        rounded = (np.floor(values / base + 0.5) * base).astype("Int64")
+        out[col] = rounded.astype(object).where(values.notna(), marker)
+    derived = [c for c in value_columns if str(c).casefold() in DERIVED_FROM_COUNTS]
+    for col in derived:
+        out[col] = marker
+    for col in (*count_columns, *value_columns):
+        out.loc[small, col] = marker
+    return out
+
+
 def protect(df: pd.DataFrame, *, min_cell: int = MIN_CELL_DEFAULT, count_columns: Sequence[str] | None = None,
             value_columns: Sequence[str] | None = None, keys: Sequence[str] | None = None,
             group_totals: Mapping[str, object] | None = None, rule_column: str | None = None,
-            missing_counts: str = "error", extra_relations=None) -> pd.DataFrame:
+            missing_counts: str = "error", extra_relations=None, policy: Policy | str | Mapping | None = None,
+            unpublished=None) -> pd.DataFrame:
     """The table as it may be exported: small cells (and the cells that would reveal them) replaced by the
     marker. A table without any count column describes no persons cell by cell (model coefficients,
     rate ratios) and is returned unchanged. Count columns are recognised as the checker recognises them
-    (:func:`is_count_column`: ``persons``, ``events``, ``Antal personer`` …)."""
+    (:func:`is_count_column`: ``persons``, ``events``, ``Antal personer`` …). ``policy``: suppression
+    (default) or rounding (:class:`Policy`). A ``suppress`` column (which cells are below the threshold)
+    is dropped: the published table must not tell primary from secondary suppression. ``unpublished``
+    rows (see :func:`suppress`) take part in the protection and are dropped from the result."""
+    policy = as_policy(policy, min_cell=min_cell)
+    df = df.drop(columns=[c for c in ("suppress",) if c in df.columns])
     detected = [c for c in df.columns if is_count_column(c)]
     if count_columns is None and not detected:
         return df
-    res = suppress(df, count_columns=count_columns if count_columns is not None else detected,
-                   value_columns=value_columns, min_cell=min_cell, group_totals=group_totals, keys=keys,
-                   rule_column=rule_column, missing_counts=missing_counts, extra_relations=extra_relations)
-    return res.marked() if res.n_suppressed else df
+    count_columns = list(count_columns) if count_columns is not None else detected
+    drop = (pd.Series(False, index=df.index) if unpublished is None
+            else pd.Series(unpublished, index=df.index).fillna(False).astype(bool))
+    if policy.kind == "round":
+        return round_counts(df[~drop], count_columns=count_columns, value_columns=value_columns,
+                            rule_column=rule_column, min_cell=policy.min_cell, base=policy.base)
+    res = suppress(df, count_columns=count_columns, value_columns=value_columns, min_cell=policy.min_cell,
+                   group_totals=group_totals, keys=keys, rule_column=rule_column, missing_counts=missing_counts,
+                   extra_relations=extra_relations, unpublished=drop if drop.any() else None)
+    out = res.marked() if res.n_suppressed else df
+    return out[~drop.to_numpy()]
 
 
 def write_protected_csv(df: pd.DataFrame, path, *, min_cell: int = MIN_CELL_DEFAULT, **kwargs) -> Path:

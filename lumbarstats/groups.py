@@ -49,7 +49,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +56,6 @@ import pandas as pd
 
 from lumbarstats import dictionary
 from lumbarstats import io as _io
-from lumbarstats.io import sql_literal
 
 __all__ = [
     "GroupVariable",
@@ -203,11 +201,14 @@ def write_csv_atomic(df: pd.DataFrame, path: str | Path, *, min_cell: int = 5) -
     return disclosure.write_protected_csv(df, path, min_cell=min_cell)
 
 
-def protect_group_table(table: pd.DataFrame, *, min_cell: int = 5) -> pd.DataFrame:
+def protect_group_table(table: pd.DataFrame, *, min_cell: int = 5, policy=None) -> pd.DataFrame:
     """Disclosure control of a group table (tables 5.3–5.4 layout) as a whole: cells from fewer than
     ``min_cell`` persons are hidden, and so many more that none can be recovered — the regions add up to
-    ``Landsplan``, and the groups of a variable add up to the region's total, which other tables publish.
-    Write single-region extracts *from the protected table* so that every file hides the same cells."""
+    ``Landsplan``, the groups of a variable add up to the region's total, which other tables publish,
+    and the published groups of a variable with unreported codes (education without ``unknown``) add up
+    to that total together with the unreported residual (:func:`unreported_residuals`), which is
+    protected like a cell of its own. Write single-region extracts *from the protected table* so that
+    every file hides the same cells. ``policy``: :class:`lumbarstats.disclosure.Policy`."""
     from lumbarstats import disclosure
 
     keys = ["modality", "variable", "group", "region"]
@@ -216,18 +217,48 @@ def protect_group_table(table: pd.DataFrame, *, min_cell: int = 5) -> pd.DataFra
     if not (table["region"] == totals["region"]).any():
         totals["region"] = None  # the whole country is published elsewhere
     totals["group"] = None
-    return disclosure.protect(table, min_cell=min_cell, keys=keys, count_columns=["events", "persons"],
-                              value_columns=values, rule_column="persons", group_totals=totals)
+    residuals = unreported_residuals(table)
+    full = pd.concat([table.assign(_unpublished=False), residuals.assign(_unpublished=True)], ignore_index=True)
+    safe = disclosure.protect(full.drop(columns="_unpublished"), min_cell=min_cell, keys=keys,
+                              count_columns=["events", "persons"], value_columns=values, rule_column="persons",
+                              group_totals=totals, policy=policy, unpublished=full["_unpublished"])
+    return safe.reset_index(drop=True)
+
+
+def unreported_residuals(table: pd.DataFrame) -> pd.DataFrame:
+    """The cells a group table leaves out but lets be computed: per modality and region, the events and
+    population of a variable's unreported codes (education ``unknown``) = the region total (the sum over
+    ``sex``, which covers every adult) minus the reported groups. ``persons`` of the residual is not
+    additive; its events (>= persons) stand in, so a residual of fewer than ``min_cell`` examinations is
+    treated as a small cell. Rows in the table's layout with ``group`` ``"(unreported)"``."""
+    if not {"variable", "events", "population", "region", "modality"} <= set(table.columns):
+        return table.iloc[0:0]
+    partial = [s.name for s in REPORT_VARIABLES.values() if s.exclude and not s.working_age
+               and s.name in set(table["variable"])]
+    if "sex" not in set(table["variable"]) or not partial:
+        return table.iloc[0:0]
+    ev = table.assign(events=pd.to_numeric(table["events"]), population=pd.to_numeric(table["population"]))
+    totals = ev[ev["variable"] == "sex"].groupby(["modality", "region"], sort=False)[["events", "population"]].sum()
+    rows = []
+    for variable in partial:
+        got = ev[ev["variable"] == variable].groupby(["modality", "region"], sort=False)[["events", "population"]].sum()
+        rest = (totals - got.reindex(totals.index).fillna(0)).reset_index()
+        if (rest["events"] < 0).any():
+            bad = rest.loc[rest["events"] < 0, ["modality", "region"]].head(5).to_dict("records")
+            raise ValueError(f"group table: the {variable} groups hold more examinations than the sex total "
+                             f"(the groups must partition the adults) for {bad}")
+        rest = rest.assign(variable=variable, group="(unreported)", persons=rest["events"])
+        rows.append(rest)
+    out = pd.concat(rows, ignore_index=True)
+    return out.reindex(columns=table.columns)
 
 
 def write_figure_atomic(fig, path: str | Path, **savefig_kwargs) -> Path:
-    """Save a matplotlib figure atomically (temporary name in the same folder, then rename)."""
+    """Save a matplotlib figure atomically (:func:`lumbarstats.io.save_figure`: temporary name in the same
+    folder, then rename; dpi 150, tight bounding box unless told)."""
     from lumbarstats import io as _io
 
-    path = Path(path)
-    with _io.atomic_path(path, suffix=path.suffix) as tmp:
-        fig.savefig(tmp, **{"dpi": 150, "bbox_inches": "tight", "format": path.suffix.lstrip("."), **savefig_kwargs})
-    return path
+    return _io.save_figure(fig, path, **savefig_kwargs)
 
 
 def _year_range(years) -> tuple[int, int]:
@@ -261,20 +292,14 @@ def _region_order() -> dict[str, int]:
 
 
 def _normalize_regions(regions) -> list[str] | None:
-    """``"all"`` -> None (keep everything); names/codes -> list of short names (``Landsplan`` allowed)."""
+    """``"all"`` -> None (keep everything); codes/names in any form (``ls.dictionary.resolve_region``,
+    the whole country as ``Landsplan``/``Hele landet``/``Denmark``/0) -> list of short names."""
     dd = dictionary.load()
     if regions is None or (isinstance(regions, str) and regions.casefold() == "all"):
         return None
     if isinstance(regions, (str, int, np.integer)):
         regions = [regions]
-    out = []
-    names = dd.region_names()
-    for r in regions:
-        if isinstance(r, str) and r.casefold() in {dd.whole_country_name.casefold(), "denmark", "hele landet"}:
-            out.append(dd.whole_country_name)
-        else:
-            out.append(names[dd.region_code(r)])
-    return out
+    return [dd.region_name(dd.resolve_region(r)) for r in regions]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -400,53 +425,31 @@ def group_rates(strata: pd.DataFrame, *, variable: str, standard: pd.DataFrame |
 # --------------------------------------------------------------------------------------------------
 # from a register directory
 # --------------------------------------------------------------------------------------------------
-def _parquet_source(data_dir, table: str) -> str:
-    base = Path(data_dir)
-    f = base / f"{table}.parquet"
-    if f.is_dir():
-        return str(f / "**" / "*.parquet")
-    if f.exists():
-        return str(f)
-    raise FileNotFoundError(f"no {table}.parquet in register directory {base} (see docs/architecture.md)")
-
-
 def attributed_examinations(data_dir, *, years=(2021, 2023), modalities: Iterable[str] = ("MR", "XRAY"),
                             payer: str | None = "public", include_related: bool = False) -> pd.DataFrame:
     """One row per counted examination with the covariates of the person's population row of its year.
 
     Columns: ``person_id, date, year, modality, payer, region, sex, age, education, employment, industry,
     cci, age_band, age_group_profile, cci_category``. Examinations without a population row in their year
-    (children, non-residents) are not counted, exactly as in the rates (docs/architecture.md). Counted
-    codes: :meth:`lumbarstats.dictionary.DataDictionary.counted_procedure_codes` (exact codes).
+    (children, non-residents) are not counted, exactly as in the rates (docs/architecture.md): the
+    counting rule is :meth:`lumbarstats.register.Register.counted_examinations` (exact codes). ``data_dir``:
+    a register folder or :class:`lumbarstats.register.Register`.
     """
-    import duckdb
+    from lumbarstats.register import as_register
 
-    dd = dictionary.load()
+    reg = as_register(data_dir)
+    dd = reg.dd
     first, last = _year_range(years)
-    codes = dd.counted_procedure_codes(include_related=include_related)
-    modalities = list(modalities)
-    unknown = [m for m in modalities if m not in codes]
-    if unknown:
-        raise ValueError(f"unknown modalities {unknown}; use {list(codes)}")
-    pairs = [(m, c) for m in modalities for c in codes[m]]
-    code_filter = " OR ".join("(e.modality = ? AND e.procedure_code = ?)" for _ in pairs)
-    params: list = [p for pair in pairs for p in pair]
-    sql = f"""
-        SELECT e.person_id, CAST(e.date AS DATE) AS date, CAST(year(e.date) AS INTEGER) AS year,
-               e.modality, e.payer, p.region, p.sex, p.age, p.education, p.employment, p.industry, p.cci
-        FROM read_parquet({sql_literal(_parquet_source(data_dir, "examinations"))}) AS e
-        JOIN read_parquet({sql_literal(_parquet_source(data_dir, "population"))}) AS p
-          ON p.person_id = e.person_id AND p.year = year(e.date)
-        WHERE year(e.date) BETWEEN {first} AND {last} AND ({code_filter})
-    """
-    if payer is not None:
-        sql += " AND e.payer = ?"
-        params.append(payer)
-    con = duckdb.connect()
     try:
-        df = con.execute(sql, params).df()
-    finally:
-        con.close()
+        ex = reg.counted_examinations(list(modalities), payer, include_related)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("unknown modality", "unknown modalities")) from None
+    ex = ex.filter(ex.year.between(first, last))
+    cols = ["person_id", "date", "year", "modality", "payer", "region", "sex", "age", "education", "employment",
+            "industry", "cci"]
+    df = ex.select(*cols).order_by(["person_id", "date", "modality"]).to_pandas()
+    df["date"] = pd.to_datetime(df["date"]).astype("datetime64[us]")
+    df["year"] = df["year"].astype("int32")
     df["region"] = df["region"].astype(int)
     df["age_band"] = dd.age_band(df["age"].to_numpy()).astype(str).to_numpy()
     df["age_group_profile"] = dd.age_group_profile(df["age"].to_numpy()).astype(str).to_numpy()
@@ -496,15 +499,15 @@ def variable_strata(data_dir, *, variable: str, modality: str = "MR", years=(202
     spec = _spec(variable)
     dd = dictionary.load()
     restrict = spec.working_age and not (variable == "industry" and industry_ages is None)
-    conds = []
+    where = {}
     if restrict:
-        lo, hi = dd.working_age
-        conds.append(f"age BETWEEN {int(lo)} AND {int(hi)}")
+        where["age"] = tuple(int(a) for a in dd.working_age)
     if variable == "industry":
-        conds.append("employment = 'employed' AND industry IS NOT NULL")
+        where["employment"] = "employed"
+        where["industry"] = aggregate.NOT_MISSING
     cols = list(dict.fromkeys(["region", spec.column] + (STRATA if spec.standardized else [])))
     sc = aggregate.strata_counts(data_dir, by=cols, modality=modality, payer="public", years=_year_range(years),
-                                 where=" AND ".join(conds) if conds else None)
+                                 where=where or None)
     sc = sc.assign(**{c: sc[c].astype(str) for c in cols if c != "region"})
     sc["region"] = sc["region"].astype(int).map(_region_name_map())
     nat_keys = [c for c in cols if c != "region"]
@@ -543,11 +546,12 @@ def report_group_table(data_dir, *, modality: str = "MR", years=(2021, 2023), re
     unknown = [v for v in variables if v not in REPORT_VARIABLES]
     if unknown:
         raise KeyError(f"unknown variables {unknown}; use {list(REPORT_VARIABLES)}")
-    dd = dictionary.load()
-    if standard is None and any(REPORT_VARIABLES[v].standardized for v in variables):
-        from lumbarstats import aggregate
+    from lumbarstats.register import as_register
 
-        standard = aggregate.default_standard(data_dir)
+    dd = dictionary.load()
+    data_dir = as_register(data_dir)  # opened and validated once for every query below
+    if standard is None and any(REPORT_VARIABLES[v].standardized for v in variables):
+        standard = data_dir.default_standard()
     if exams is None:
         exams = attributed_examinations(data_dir, years=years, modalities=[modality])
     else:
@@ -591,16 +595,20 @@ def write_report_group_tables(data_dir, out_dir, *, years=(2021, 2023), lang: st
     """Write ``{out_dir}/tables/table5_3_mr_groups.csv`` and ``table5_4_xray_groups.csv`` (all regions and
     ``Landsplan``) and, with ``figures``, the national bar charts (report figures 4.3–4.14) under
     ``{out_dir}/figures/``. Returns the written paths by name."""
+    from lumbarstats.register import as_register
+
     out_dir = Path(out_dir)
     written: dict[str, Path] = {}
+    data_dir = as_register(data_dir)  # opened and validated once
     exams = attributed_examinations(data_dir, years=years, modalities=list(TABLE_FILES))
     fig_no = {"age_group": 3, "sex": 5, "education": 7, "employment": 9, "industry": 11, "cci": 13}
     for i, modality in enumerate(TABLE_FILES):
         full = report_group_table(data_dir, modality=modality, years=years, lang=lang, min_cell=min_cell,
                                   exams=exams, industries="all")
-        reported = (full["variable"] != "industry") | full["group_code"].isin(_reported_codes("industry"))
-        table = full[reported].reset_index(drop=True)
-        written[TABLE_FILES[modality]] = _io.write_csv(protect_group_table(table, min_cell=min_cell),
+        # protect once (all industries are drawn in figures 4.11-4.12), publish the table as a slice of it
+        safe = protect_group_table(full, min_cell=min_cell)
+        reported = (safe["variable"] != "industry") | safe["group_code"].isin(_reported_codes("industry"))
+        written[TABLE_FILES[modality]] = _io.write_csv(safe[reported].reset_index(drop=True),
                                                        out_dir / "tables" / TABLE_FILES[modality])
         if figures:
             import matplotlib
@@ -608,7 +616,7 @@ def write_report_group_tables(data_dir, out_dir, *, years=(2021, 2023), lang: st
             matplotlib.use("Agg", force=False)
             import matplotlib.pyplot as plt
 
-            national = full[full["region"] == dictionary.load().whole_country_name]
+            national = safe[safe["region"] == dictionary.load().whole_country_name]  # figures: protected cells
             for variable, n in fig_no.items():
                 sub = national[national["variable"] == variable]
                 fig, ax = plt.subplots(figsize=(7, 0.45 * len(sub) + 1.5))
@@ -647,7 +655,10 @@ def plot_group_rates(df: pd.DataFrame, ax=None, *, title: str | None = None, sho
         raise KeyError(f"plot_group_rates needs columns {need}; missing {missing}")
     if "variable" in df.columns and df["variable"].nunique() > 1:
         raise ValueError(f"plot one variable at a time; got {sorted(df['variable'].unique())}")
-    data = df.copy()
+    from lumbarstats import export, formatting, plots
+
+    # a hidden cell (the marker of a protected table) is drawn as nothing
+    data = export.plottable(df, [c for c in ("rate", "lower", "upper") if c in df.columns])
     if "suppress" in data.columns and not show_suppressed:
         data = data[~data["suppress"].astype(bool)]
     if ax is None:
@@ -660,14 +671,14 @@ def plot_group_rates(df: pd.DataFrame, ax=None, *, title: str | None = None, sho
         sub = sub.set_index("group").reindex(groups)
         y = np.arange(len(groups)) + (j - (len(regions) - 1) / 2) * height
         err = np.vstack([(sub["rate"] - sub["lower"]).to_numpy(), (sub["upper"] - sub["rate"]).to_numpy()])
-        color = "#1f5f8b" if len(regions) == 1 else None
+        color = "#1f5f8b" if len(regions) == 1 else plots.region_color(region)  # one palette (lumbarstats.plots)
         ax.barh(y, sub["rate"], height=height, xerr=err, capsize=2, label=region, color=color,
                 error_kw={"lw": 0.8})
         if len(regions) == 1:  # the report prints the value at the end of each bar (Danish decimals)
             ends = np.fmax(pd.to_numeric(sub["upper"], errors="coerce"), pd.to_numeric(sub["rate"], errors="coerce"))
             for yi, v, end in zip(y, pd.to_numeric(sub["rate"], errors="coerce"), ends, strict=True):
                 if np.isfinite(v):
-                    ax.text(end, yi, f"  {v:.1f}".replace(".", ","), va="center", fontsize=8)
+                    ax.text(end, yi, "  " + formatting.format_number(v, 1, "da"), va="center", fontsize=7.5)
     ax.set_yticks(np.arange(len(groups)))
     ax.set_yticklabels(groups)
     ax.invert_yaxis()
@@ -723,6 +734,79 @@ def payer_shares(data_dir, *, years=None, by_region: bool = False, pooled: bool 
     return out.sort_values(keys).reset_index(drop=True)
 
 
+def protect_payer_tables(shares: pd.DataFrame, private: pd.DataFrame | None = None, *, min_cell: int = 5,
+                         policy=None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Disclosure control of :func:`payer_shares` and :func:`private_rate_trend` together.
+
+    The shares publish their totals: ``exams / share_pct`` is the total of the year (and region) and
+    ``exams / share_within_modality_pct`` the modality's total, so the payers of a modality, and all cells
+    of a year, add up to a known total; a hidden cell's shares are hidden with it. The private rate's years
+    add up to the pooled private row of the shares. All cells are suppressed in one stack with these
+    relations. Returns the two tables with the marker in hidden cells (without the ``suppress`` column).
+    """
+    from lumbarstats import disclosure
+
+    pol = disclosure.as_policy(policy, min_cell=min_cell)
+    s = shares.drop(columns=[c for c in ("suppress",) if c in shares.columns]).reset_index(drop=True)
+    parts = [pd.DataFrame({"kind": "share", "year": s["year"].astype(str), "region": s["region"],
+                           "modality": s["modality"], "payer": s["payer"], "events": s["exams"],
+                           "persons": s["persons"]})]
+    if private is not None:
+        p = private.drop(columns=[c for c in ("suppress",) if c in private.columns]).reset_index(drop=True)
+        parts.append(pd.DataFrame({"kind": "private", "year": p["year"].astype(str), "region": "",
+                                   "modality": p["modality"], "payer": "private", "events": p["events"],
+                                   "persons": p["persons"]}))
+    stack = pd.concat(parts, ignore_index=True)
+    rels = []
+    share_rows = stack[stack["kind"] == "share"]
+    for _, g in share_rows.groupby(["year", "region"], sort=False):
+        rels.append((list(g.index), None))
+    for _, g in share_rows.groupby(["year", "region", "modality"], sort=False):
+        rels.append((list(g.index), None))
+    if private is not None:
+        for row in share_rows[(share_rows["payer"] == "private")].itertuples():
+            span = str(row.year).split("-")
+            years = [str(y) for y in range(int(span[0]), int(span[-1]) + 1)]
+            members = stack.index[(stack["kind"] == "private") & (stack["modality"] == row.modality)
+                                  & stack["year"].isin(years)]
+            if len(members) == len(years):
+                rels.append((list(members), row.Index))
+    res = disclosure.suppress(stack, count_columns=["events", "persons"], value_columns=[],
+                              keys=["kind", "year", "region", "modality", "payer"], rule_column="persons",
+                              min_cell=pol.min_cell, extra_relations=rels)
+    if pol.kind == "round":
+        res_mask = disclosure.flag_small_cells(stack, "persons", pol.min_cell)
+    else:
+        res_mask = res.mask
+    share_mask = res_mask[stack["kind"] == "share"].to_numpy()
+    safe_s = _mark_hidden(s, share_mask, ["exams", "persons", "share_pct", "share_within_modality_pct"])
+    safe_p = None
+    if private is not None:
+        private_mask = res_mask[stack["kind"] == "private"].to_numpy()
+        safe_p = _mark_hidden(p, private_mask, ["events", "persons", "population", "rate", "lower", "upper"])
+    if pol.kind == "round":
+        safe_s = disclosure.round_counts(safe_s, count_columns=["exams", "persons"],
+                                         value_columns=["share_pct", "share_within_modality_pct"],
+                                         min_cell=pol.min_cell, base=pol.base)
+        if safe_p is not None:
+            safe_p = disclosure.round_counts(safe_p, count_columns=["events", "persons"],
+                                             value_columns=["rate", "lower", "upper", "population"],
+                                             min_cell=pol.min_cell, base=pol.base)
+    return safe_s, safe_p
+
+
+def _mark_hidden(df: pd.DataFrame, mask, columns) -> pd.DataFrame:
+    from lumbarstats import disclosure
+
+    out = df.copy()
+    mask = np.asarray(mask, dtype=bool)
+    for c in columns:
+        if c in out.columns:
+            out[c] = out[c].astype(object)
+            out.loc[mask, c] = disclosure.SUPPRESSED_MARKER
+    return out
+
+
 def private_rate_trend(data_dir, standard: pd.DataFrame | None = None, *, years=None, payer: str = "private",
                        modalities: Sequence[str] = ("MR", "XRAY"), per: float = 1000, method: str = "gamma",
                        min_cell: int = 5) -> pd.DataFrame:
@@ -733,11 +817,13 @@ def private_rate_trend(data_dir, standard: pd.DataFrame | None = None, *, years=
     via :func:`lumbarstats.standardize.direct`.
     """
     from lumbarstats import aggregate, standardize
+    from lumbarstats.register import as_register
 
     dd = dictionary.load()
     years = dd.study_years if years is None else years
+    data_dir = as_register(data_dir)
     if standard is None:
-        standard = aggregate.default_standard(data_dir)
+        standard = data_dir.default_standard()
     sc = aggregate.strata_counts(data_dir, by=["year", "modality", *STRATA], modality=list(modalities),
                                  payer=payer, years=_year_range(years))
     sc = sc.assign(sex=sc["sex"].astype(str), age_band=sc["age_band"].astype(str))
@@ -755,114 +841,17 @@ def private_rate_trend(data_dir, standard: pd.DataFrame | None = None, *, years=
 # --------------------------------------------------------------------------------------------------
 # comparison with the published figures
 # --------------------------------------------------------------------------------------------------
-def _reference(name: str) -> pd.DataFrame:
-    path = resources.files("lumbarstats.reference") / name
-    with path.open("r", encoding="utf-8") as fh:
-        return pd.read_csv(fh, keep_default_na=False, na_values=[""])
-
-
 def compare_with_reference(table_df: pd.DataFrame, kind: str = "groups", *, scale: float = 1.0) -> pd.DataFrame:
-    """Published figures beside reproduced ones, with the difference (reproduced − published).
+    """Published figures beside reproduced ones: :func:`lumbarstats.comparison.with_reference`."""
+    from lumbarstats import comparison
 
-    kind="groups": ``table_df`` from :func:`report_group_table` (Danish labels) against tables 5.3/5.4 —
-    columns ``modality, variable, group, region, published, reproduced, difference, abs_difference``, one row
-    per published cell (reproduced NaN where missing).
-    kind="profiles": ``table_df`` from :func:`lumbarstats.profiles.table4_1_profiles` (national rows) against
-    table 4.1 — per modality and published rank: the published profile and share, the rank and share of that
-    profile in the reproduction, and whether the reproduced profile of that rank is the same.
-    kind="national": ``table_df`` with ``figure, value, period`` (e.g.
-    :func:`lumbarstats.profiles.persons_vs_examinations`) against national_figures.csv — ``relative_difference_pct``;
-    counts (units ``exams``/``persons``) are divided by ``scale`` first (a synthetic register at
-    ``scale=0.05`` holds 5 % of the country; see its metadata.json).
-    Summaries: :func:`comparison_summary`.
-    """
-    if kind == "groups":
-        ref = _reference("table5_3_5_4_groups_by_region.csv").rename(columns={"rate_per_1000": "published"})
-        need = ["modality", "variable", "group", "region", "rate"]
-        missing = [c for c in need if c not in table_df.columns]
-        if missing:
-            raise KeyError(f"compare_with_reference(kind='groups') needs columns {need}; missing {missing}")
-        rep = table_df[need].rename(columns={"rate": "reproduced"})
-        keys = ["modality", "variable", "group", "region"]
-        out = ref[[*keys, "published", "standardized"]].merge(rep, on=keys, how="left")
-        out["difference"] = out["reproduced"] - out["published"]
-        out["abs_difference"] = out["difference"].abs()
-        return out
-    if kind == "profiles":
-        ref = _reference("table4_1_top_profiles.csv").rename(columns={"share_of_use_pct": "published_share"})
-        dims = ["sex", "age_group", "employment", "education", "cci"]
-        need = ["modality", "rank", *dims, "share_pct"]
-        missing = [c for c in need if c not in table_df.columns]
-        if missing:
-            raise KeyError(f"compare_with_reference(kind='profiles') needs columns {need}; missing {missing}")
-        rep = table_df
-        if "region" in rep.columns:
-            rep = rep[rep["region"] == dictionary.load().whole_country_name]
-        rep = rep[["modality", "rank", *dims, "share_pct"]]
-        by_profile = ref.merge(rep.rename(columns={"rank": "reproduced_rank", "share_pct": "reproduced_share"}),
-                               on=["modality", *dims], how="left")
-        same_rank = ref[["modality", "rank", *dims]].merge(rep[["modality", "rank", *dims]], on=["modality", "rank"],
-                                                          how="left", suffixes=("", "_reproduced"))
-        same = np.logical_and.reduce([same_rank[d] == same_rank[f"{d}_reproduced"] for d in dims])
-        by_profile = by_profile.merge(same_rank[["modality", "rank"]].assign(same_profile_at_rank=same),
-                                      on=["modality", "rank"], how="left")
-        by_profile["difference"] = by_profile["reproduced_share"] - by_profile["published_share"]
-        by_profile["abs_difference"] = by_profile["difference"].abs()
-        return by_profile
-    if kind == "national":
-        ref = _reference("national_figures.csv").rename(columns={"value": "published"})
-        need = ["figure", "value", "period"]
-        missing = [c for c in need if c not in table_df.columns]
-        if missing:
-            raise KeyError(f"compare_with_reference(kind='national') needs columns {need}; missing {missing}")
-        if not scale > 0:
-            raise ValueError(f"scale must be positive, got {scale!r}")
-        rep = table_df[need].rename(columns={"value": "reproduced"}).assign(period=lambda d: d["period"].astype(str))
-        ref = ref.assign(period=ref["period"].astype(str))
-        out = rep.merge(ref[["figure", "period", "published", "unit"]], on=["figure", "period"], how="inner")
-        counts = out["unit"].isin(["exams", "persons"])
-        out["reproduced"] = np.where(counts, out["reproduced"] / scale, out["reproduced"])
-        out["difference"] = out["reproduced"] - out["published"]
-        out["relative_difference_pct"] = 100 * out["difference"] / out["published"]
-        return out
-    raise ValueError(f"kind must be 'groups', 'profiles' or 'national', got {kind!r}")
+    return comparison.with_reference(table_df, kind, scale=scale)
 
 
-def comparison_summary(comparison: pd.DataFrame, kind: str = "groups", *, mad_limit: float = 1.5,
-                       rho_limit: float = 0.95, share_limit: float = 1.5, relative_limit_pct: float = 5.0
-                       ) -> pd.DataFrame:
-    """Acceptance statistics of a :func:`compare_with_reference` result, one row per modality (and overall).
+def comparison_summary(comparison: pd.DataFrame, kind: str = "groups", **limits) -> pd.DataFrame:
+    """Acceptance statistics of a comparison: :func:`lumbarstats.comparison.summary`."""
+    from lumbarstats import comparison as _comparison
 
-    groups: ``n_cells, n_missing, mad`` (mean absolute difference per 1,000), ``max_abs_difference``,
-    ``spearman`` (rank correlation over cells) and ``passes`` (mad <= ``mad_limit`` and spearman >= ``rho_limit``).
-    profiles: ``n_same_profiles`` (published top profiles found in the reproduced top five),
-    ``max_abs_difference`` of shares and ``passes`` (all five found, all within ``share_limit`` points).
-    national: ``max_abs_relative_difference_pct`` and ``passes`` (within ``relative_limit_pct``).
-    """
-    from scipy import stats
+    return _comparison.summary(comparison, kind, **limits)
 
-    rows = []
-    if kind == "groups":
-        for mod, sub in [*comparison.groupby("modality", sort=False), ("all", comparison)]:
-            ok = sub.dropna(subset=["reproduced", "published"])
-            rho = stats.spearmanr(ok["published"], ok["reproduced"]).statistic if len(ok) > 2 else np.nan
-            mad = ok["abs_difference"].mean() if len(ok) else np.nan
-            rows.append({"modality": mod, "n_cells": len(sub), "n_missing": len(sub) - len(ok), "mad": mad,
-                         "max_abs_difference": ok["abs_difference"].max() if len(ok) else np.nan,
-                         "spearman": rho,
-                         "passes": bool(len(ok) == len(sub) and mad <= mad_limit and rho >= rho_limit)})
-    elif kind == "profiles":
-        for mod, sub in comparison.groupby("modality", sort=False):
-            found = sub["reproduced_rank"].le(5) & sub["reproduced_rank"].notna()
-            maxdiff = sub["abs_difference"].max()
-            rows.append({"modality": mod, "n_profiles": len(sub), "n_same_profiles": int(found.sum()),
-                         "n_same_rank": int(sub["same_profile_at_rank"].fillna(False).astype(bool).sum()),
-                         "max_abs_difference": maxdiff,
-                         "passes": bool(found.all() and maxdiff <= share_limit)})
-    elif kind == "national":
-        rel = comparison["relative_difference_pct"].abs()
-        rows.append({"n_figures": len(comparison), "max_abs_relative_difference_pct": rel.max(),
-                     "passes": bool(len(comparison) > 0 and (rel <= relative_limit_pct).all())})
-    else:
-        raise ValueError(f"kind must be 'groups', 'profiles' or 'national', got {kind!r}")
-    return pd.DataFrame(rows)
+

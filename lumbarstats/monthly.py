@@ -44,9 +44,10 @@ def monthly_standardized_series(
 
     Parameters
     ----------
-    data_dir : register directory (see docs/architecture.md).
+    data_dir : register folder (see docs/architecture.md) or :class:`lumbarstats.register.Register`.
     modality : "MR", "XRAY" or "CT".
-    regions : region names (e.g. ``["Syddanmark"]``) or DST codes (1081-1085); default all.
+    regions : regions as DST codes (1081-1085) or names in any spelling (``"Sjaelland"``,
+        ``"Region Syddanmark"``; :func:`lumbarstats.dictionary.resolve_region`); default all.
     standard : DataFrame with ``sex, age_band, weight`` for the direct standardization; default
         :func:`lumbarstats.aggregate.default_standard` (pooled adult population of the study years).
         The reference stratum rates for ``expected_events`` are always the pooled rates of all
@@ -60,8 +61,9 @@ def monthly_standardized_series(
     ``per`` person-years), ``lower``, ``upper`` (its interval), ``expected_events``,
     ``reference_rate`` (pooled crude rate of the reference per ``per`` person-years), ``smr``.
     """
-    from . import aggregate, standardize
+    from . import aggregate, dictionary, standardize
 
+    # pass a Register to share its cached strata and standard with other analyses
     counts = aggregate.strata_counts(
         data_dir, by=["region", "region_name", "year", "month", *_STRATA], modality=modality, payer=payer,
         years=years,
@@ -74,12 +76,8 @@ def monthly_standardized_series(
     reference_rate = float(ref["events"].sum() / ref["population"].sum()) * per
     if regions is not None:
         wanted = [regions] if isinstance(regions, str | int) else list(regions)
-        known_names = set(counts["region_name"])
-        known_codes = set(counts["region"])
-        bad = [r for r in wanted if r not in known_names and r not in known_codes]
-        if bad:
-            raise ValueError(f"unknown region(s) {bad}; known: {sorted(known_names)} / {sorted(known_codes)}")
-        counts = counts[counts["region_name"].isin(wanted) | counts["region"].isin(wanted)]
+        codes = [dictionary.load().region_code(r) for r in wanted]  # any spelling; the whole country is not a region
+        counts = counts[counts["region"].isin(codes)]
     counts = counts.merge(ref_rate.reset_index(), on=_STRATA, how="left")
     counts["_expected"] = counts["_ref_rate"].fillna(0.0) * counts["population"]
     if standard is None:

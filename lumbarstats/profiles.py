@@ -250,18 +250,44 @@ def table4_1_profiles(data_dir=None, *, modalities: Sequence[str] = ("MR", "XRAY
     return out[cols].reset_index(drop=True)
 
 
+def protect_profile_table(table: pd.DataFrame, *, min_cell: int = 5, policy=None) -> pd.DataFrame:
+    """Disclosure control of a :func:`table4_1_profiles` result: a profile's region rows add up to its
+    ``Landsplan`` row, so the table is suppressed with that relation; a hidden cell's share is hidden with
+    it (``exams / share_pct`` is the region's total). Returns the table with the marker in hidden cells."""
+    from lumbarstats import disclosure
+
+    totals = {"region": dictionary.load().whole_country_name}
+    if not (table["region"] == totals["region"]).any():
+        totals = None
+    counts = [c for c in ("exams", "persons", "patients") if c in table.columns]
+    return disclosure.protect(table, min_cell=min_cell, keys=["modality", "region", "rank"], count_columns=counts,
+                              value_columns=["share_pct"], rule_column="persons", group_totals=totals,
+                              policy=policy).reset_index(drop=True)
+
+
 def profile_coverage(table: pd.DataFrame) -> pd.DataFrame:
     """Share of use covered together by the profiles of a :func:`table4_1_profiles` result, per modality
     and region (report: about 30 % for MR, 34 % for X-ray nationally). Columns ``modality, region,
-    n_profiles, share_pct, persons, suppress``."""
-    need = ["modality", "region", "share_pct", "persons", "suppress"]
+    n_profiles, share_pct, persons``. Pass the *protected* table (:func:`protect_profile_table`): where a
+    profile's share is hidden, the coverage is hidden too (it would give the hidden share back)."""
+    from lumbarstats import disclosure
+
+    need = ["modality", "region", "share_pct", "persons"]
     missing = [c for c in need if c not in table.columns]
     if missing:
         raise KeyError(f"profile_coverage needs columns {need}; missing {missing}")
-    out = table.groupby(["modality", "region"], sort=False).agg(
+    marker = disclosure.SUPPRESSED_MARKER
+    hidden = table["share_pct"].astype(str).eq(marker) | table["share_pct"].isna()
+    if "suppress" in table.columns:
+        hidden |= table["suppress"].astype(bool)
+    data = table.assign(_hidden=hidden, share_pct=pd.to_numeric(table["share_pct"], errors="coerce"),
+                        persons=pd.to_numeric(table["persons"], errors="coerce"))
+    out = data.groupby(["modality", "region"], sort=False).agg(
         n_profiles=("share_pct", "size"), share_pct=("share_pct", "sum"), persons=("persons", "sum"),
-        suppress=("suppress", "any")).reset_index()
-    return out
+        _hidden=("_hidden", "any")).reset_index()
+    out[["share_pct", "persons"]] = out[["share_pct", "persons"]].astype(object)
+    out.loc[out["_hidden"], ["share_pct", "persons"]] = marker
+    return out.drop(columns="_hidden")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -354,6 +380,9 @@ def plot_profile_shares(table: pd.DataFrame, ax=None, *, modality: str | None = 
     data = table if modality is None else table[table["modality"] == modality]
     if data["modality"].nunique() > 1:
         raise ValueError(f"plot one modality at a time; got {sorted(data['modality'].unique())}")
+    from lumbarstats import export, plots
+
+    data = export.plottable(data, ["share_pct"])  # a hidden share (protected table) is drawn as nothing
     if "suppress" in data.columns:
         data = data[~data["suppress"].astype(bool)]
     if ax is None:
@@ -364,7 +393,7 @@ def plot_profile_shares(table: pd.DataFrame, ax=None, *, modality: str | None = 
     for j, region in enumerate(regions):
         sub = data[data["region"] == region].set_index("rank").reindex(ranks)
         y = np.arange(len(ranks)) + (j - (len(regions) - 1) / 2) * height
-        ax.barh(y, sub["share_pct"], height=height, label=region)
+        ax.barh(y, sub["share_pct"], height=height, label=region, color=plots.region_color(region))  # one palette
     ax.set_yticks(np.arange(len(ranks)))
     ax.set_yticklabels([f"Profil {r}" for r in ranks])
     ax.invert_yaxis()

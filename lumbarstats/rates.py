@@ -15,8 +15,8 @@ import pandas as pd
 
 from lumbarstats import aggregate as _aggregate
 from lumbarstats import dictionary as _dictionary
-from lumbarstats import reference as _reference
 from lumbarstats import standardize as _standardize
+from lumbarstats.register import as_register
 
 __all__ = ["annual_rates", "period_rates", "compare_annual", "compare_periods", "MODALITY_LABELS"]
 
@@ -24,23 +24,30 @@ MODALITY_LABELS = {"MR": "MR", "XRAY": "Røntgen", "CT": "CT"}
 STRATA = ["sex", "age_band"]
 
 
-def _standard(data_dir, standard):
+def _standard(reg, standard):
     if isinstance(standard, pd.DataFrame):
         return standard
     if standard in (None, "default", "register"):
-        return _aggregate.default_standard(data_dir)
+        return reg.default_standard()  # computed once per Register
     return standard  # a name understood by ls.standardize.direct (e.g. "esp2013")
 
 
 def _select_regions(df: pd.DataFrame, regions) -> pd.DataFrame:
-    if regions in (None, "all"):
+    """Keep the asked regions: codes or names in any form (``ls.dictionary.resolve_region``), the whole
+    country as ``Landsplan``/``Hele landet``/``Denmark``/0."""
+    if regions is None or (isinstance(regions, str) and regions.casefold() == "all"):
         return df
     dd = _dictionary.load()
-    wanted = []
-    for r in ([regions] if isinstance(regions, str) else list(regions)):
-        wanted.append(dd.whole_country_name if str(r) in (dd.whole_country_name, "Denmark", "0")
-                      else dd.region_names()[dd.region_code(r)])
-    return df[df["region"].isin(wanted)]
+    wanted = [dd.resolve_region(r) for r in ([regions] if isinstance(regions, str | int) else list(regions))]
+    return df[df["region_code"].isin(wanted)]
+
+
+def _add_region_code(df: pd.DataFrame) -> pd.DataFrame:
+    """``region_code`` (DST code, 0 = whole country) beside the region's name."""
+    dd = _dictionary.load()
+    codes = {dd.region_name(c): c for c in dd.region_order()}
+    df.insert(df.columns.get_loc("region") + 1, "region_code", df["region"].map(codes).astype("int64"))
+    return df
 
 
 def annual_rates(data_dir, *, modality: str = "MR", regions="all", years: Sequence[int] | None = None,
@@ -49,17 +56,18 @@ def annual_rates(data_dir, *, modality: str = "MR", regions="all", years: Sequen
     """Sex- and age-standardized rate per 1,000 adults by region (and the whole country) and year.
 
     Returns ``modality, region, year, events, population, crude_rate, rate, lower, upper, conf_level,
-    method`` — the layout of the report's tables 1 (MR) and 2 (X-ray), in long format.
+    method`` — the layout of the report's tables 1 (MR) and 2 (X-ray), in long format, with
+    ``region_code`` beside ``region``. ``data_dir``: a register folder or :class:`lumbarstats.register.Register`.
     """
-    counts = _aggregate.strata_counts(data_dir, by=["region_name", "year", *STRATA], modality=modality,
+    reg = as_register(data_dir)
+    counts = _aggregate.strata_counts(reg, by=["region_name", "year", *STRATA], modality=modality,
                                       years=years, include_related=include_related, with_total=True)
-    res = _standardize.direct(counts, strata=STRATA, standard=_standard(data_dir, standard),
+    res = _standardize.direct(counts, strata=STRATA, standard=_standard(reg, standard),
                               by=["region_name", "year"], per=per, method=method, conf_level=conf_level)
-    res = res.merge(_persons(data_dir, "year", modality=modality, years=years, include_related=include_related),
-                    on=["region_name", "year"], how="left")
+    res = _with_persons(res, reg, "year", modality=modality, years=years, include_related=include_related)
     res = res.rename(columns={"region_name": "region"})
     res.insert(0, "modality", modality)
-    res = _order_regions(res)
+    res = _order_regions(_add_region_code(res))
     return _select_regions(res, regions).reset_index(drop=True)
 
 
@@ -74,17 +82,17 @@ def period_rates(data_dir, *, modality: str = "MR", regions="all",
     (default the first, 2014–2016), from :func:`lumbarstats.standardize.rate_ratio`; they are empty
     on the reference period's row. ``compare_period`` (default the last) is flagged in ``is_compare``.
     """
+    reg = as_register(data_dir)
     periods = dict(periods or _aggregate.report_periods())
     names = list(periods)
     reference_period = reference_period or names[0]
     compare_period = compare_period or names[-1]
-    counts = _aggregate.strata_counts(data_dir, by=["region_name", "period", *STRATA], modality=modality,
+    counts = _aggregate.strata_counts(reg, by=["region_name", "period", *STRATA], modality=modality,
                                       periods=periods, with_total=True)
-    std = _standard(data_dir, standard)
+    std = _standard(reg, standard)
     rates = _standardize.direct(counts, strata=STRATA, standard=std, by=["region_name", "period"], per=per,
                                 method=method, conf_level=conf_level)
-    rates = rates.merge(_persons(data_dir, "period", modality=modality, periods=periods),
-                        on=["region_name", "period"], how="left")
+    rates = _with_persons(rates, reg, "period", modality=modality, periods=periods)
     ratios = _standardize.rate_ratio(counts, strata=STRATA, group="period", reference=reference_period,
                                      standard=std, by=["region_name"], per=per, method=ratio_method,
                                      conf_level=conf_level)
@@ -97,19 +105,20 @@ def period_rates(data_dir, *, modality: str = "MR", regions="all",
     out["reference_period"] = reference_period
     out["is_compare"] = out["period"] == compare_period
     out["period"] = pd.Categorical(out["period"], categories=names, ordered=True)
-    out = _order_regions(out, extra=["period"])
+    out = _order_regions(_add_region_code(out), extra=["period"])
     out["period"] = out["period"].astype(str)
     return _select_regions(out, regions).reset_index(drop=True)
 
 
-def _persons(data_dir, key: str, **kwargs) -> pd.DataFrame:
-    """Distinct persons examined per region and year/period (the count the disclosure rule is about).
-    Summing the strata's persons would count a person twice when a pooled period spans two age bands."""
-    dd = _dictionary.load()
-    p = _aggregate.strata_counts(data_dir, by=["region_name", key], **kwargs)
-    # the whole country separately: a person who moved between regions is one person
-    t = _aggregate.strata_counts(data_dir, by=[key], **kwargs).assign(region_name=dd.whole_country_name)
-    return pd.concat([p, t], ignore_index=True)[["region_name", key, "persons"]]
+def _with_persons(res: pd.DataFrame, reg, key: str, **kwargs) -> pd.DataFrame:
+    """Add distinct persons examined per region and year/period (the count the disclosure rule is about),
+    and for the whole country (a person who moved between regions is one person) — one query
+    (:func:`lumbarstats.aggregate.distinct_persons`). Summing the strata's persons would count a person
+    twice when a pooled period spans two age bands."""
+    p = _aggregate.distinct_persons(reg, by=["region_name", key], with_total=True, **kwargs)
+    out = res.merge(p, on=["region_name", key], how="left")
+    out["persons"] = out["persons"].fillna(0).astype("int64")
+    return out
 
 
 def _order_regions(df: pd.DataFrame, extra: Sequence[str] = ("year",)) -> pd.DataFrame:
@@ -122,51 +131,17 @@ def _order_regions(df: pd.DataFrame, extra: Sequence[str] = ("year",)) -> pd.Dat
 
 
 def compare_annual(reproduced: pd.DataFrame) -> pd.DataFrame:
-    """Every published cell of tables 1–2 beside the reproduced one: table, region, year, published, reproduced, difference."""
-    rows = []
-    for modality, table in (("MR", "table1"), ("XRAY", "table2")):
-        pub = _reference.annual_table(modality).rename(columns={"rate": "published"})
-        rep = reproduced[reproduced["modality"] == modality][["region", "year", "rate", "lower", "upper"]]
-        if rep.empty:
-            continue
-        m = pub.merge(rep.rename(columns={"rate": "reproduced"}), on=["region", "year"], how="left")
-        m.insert(0, "table", table)
-        m.insert(1, "modality", modality)
-        rows.append(m)
-    out = pd.concat(rows, ignore_index=True)
-    out["difference"] = out["reproduced"] - out["published"]
-    out["cell"] = out["year"].astype(str)
-    out["measure"] = "rate per 1,000"
-    return out
+    """Tables 1–2 beside the published cells: :func:`lumbarstats.comparison.annual`."""
+    from lumbarstats import comparison
+
+    return comparison.annual(reproduced)
 
 
 def compare_periods(reproduced: pd.DataFrame) -> pd.DataFrame:
-    """Tables 5.1–5.2: published period rates and percent changes beside the reproduced ones."""
-    pub = _reference.load("table5_1_5_2_period_standardized")
-    pub["modality"] = pub["modality"].map({"MR": "MR", "Røntgen": "XRAY"})
-    out = []
-    for rec in pub.itertuples():
-        rep = reproduced[(reproduced["modality"] == rec.modality) & (reproduced["region"] == rec.region)]
-        row = rep[rep["period"] == rec.period]
-        table = "table5_1" if rec.modality == "MR" else "table5_2"
-        out.append({"table": table, "modality": rec.modality, "region": rec.region, "cell": rec.period,
-                    "measure": "rate per 1,000", "published": rec.rate_per_1000,
-                    "reproduced": float(row["rate"].iloc[0]) if len(row) else float("nan"),
-                    "lower": float(row["lower"].iloc[0]) if len(row) else float("nan"),
-                    "upper": float(row["upper"].iloc[0]) if len(row) else float("nan")})
-    changes = pub.drop_duplicates(["modality", "region"])
-    for rec in changes.itertuples():
-        rep = reproduced[(reproduced["modality"] == rec.modality) & (reproduced["region"] == rec.region)
-                         & reproduced["is_compare"]]
-        table = "table5_1" if rec.modality == "MR" else "table5_2"
-        out.append({"table": table, "modality": rec.modality, "region": rec.region, "cell": "2014-16 -> 2021-23",
-                    "measure": "% change", "published": rec.pct_change_2014_16_to_2021_23,
-                    "reproduced": float(rep["pct_change"].iloc[0]) if len(rep) else float("nan"),
-                    "lower": float(rep["pct_lower"].iloc[0]) if len(rep) else float("nan"),
-                    "upper": float(rep["pct_upper"].iloc[0]) if len(rep) else float("nan")})
-    res = pd.DataFrame(out)
-    res["difference"] = res["reproduced"] - res["published"]
-    return res
+    """Tables 5.1–5.2 beside the published cells: :func:`lumbarstats.comparison.periods`."""
+    from lumbarstats import comparison
+
+    return comparison.periods(reproduced)
 
 
 ANNUAL_FILES = {"MR": "table1_mr_annual.csv", "XRAY": "table2_xray_annual.csv"}
@@ -178,7 +153,8 @@ PERIOD_COLUMNS = ["region", "period", "events", "persons", "population", "rate",
                   "ratio_upper", "pct_change", "pct_lower", "pct_upper", "reference_period", "conf_level", "method"]
 
 
-def protect_rate_tables(annual: pd.DataFrame | None, periods: pd.DataFrame | None, *, min_cell: int = 5):
+def protect_rate_tables(annual: pd.DataFrame | None, periods: pd.DataFrame | None, *, min_cell: int = 5,
+                        policy=None):
     """Disclosure control of tables 1–2 and 5.1–5.2 *together*, per modality.
 
     The tables are linked: the regions add up to Landsplan in every year and period, and a region's
@@ -186,10 +162,21 @@ def protect_rate_tables(annual: pd.DataFrame | None, periods: pd.DataFrame | Non
     from its period minus the other years, so they are stacked into one table of cells and suppressed
     with all these relations (:func:`lumbarstats.disclosure.suppress`). A period change (ratio, percent
     change) is hidden with its period and wherever the reference period is hidden. Returns the two
-    tables with the marker in hidden cells (``None`` stays ``None``).
+    tables with the marker in hidden cells (``None`` stays ``None``). ``policy="round"``
+    (:class:`lumbarstats.disclosure.Policy`): small cells redacted, the other counts rounded instead.
     """
     from lumbarstats import disclosure
 
+    pol = disclosure.as_policy(policy, min_cell=min_cell)
+    if pol.kind == "round":
+        def rounded(df):
+            return None if df is None else disclosure.round_counts(
+                df, count_columns=["events", "persons"], value_columns=[c for c in _HIDDEN_WITH_CELL
+                                                                         if c in df.columns and c != "events"
+                                                                         and c != "persons"],
+                rule_column="persons", min_cell=pol.min_cell, base=pol.base)
+        return rounded(annual), rounded(periods)
+    min_cell = pol.min_cell
     dd = _dictionary.load()
     total = dd.whole_country_name
     out_a, out_p = [], []
@@ -251,29 +238,33 @@ def _mark(df: pd.DataFrame, mask, columns=_HIDDEN_WITH_CELL) -> pd.DataFrame:
     return out
 
 
+def published_columns(df: pd.DataFrame | None, columns) -> pd.DataFrame | None:
+    """The published columns of a rate table (``modality`` first), counts and population as integers."""
+    if df is None:
+        return None
+    df = df.copy()
+    for c in ("events", "population"):
+        df[c] = df[c].round().astype("int64")
+    return df[["modality"] + [c for c in columns if c in df.columns]]
+
+
 def write_rate_tables(out_dir, *, annual: pd.DataFrame | None = None, periods: pd.DataFrame | None = None,
-                      min_cell: int = 5) -> list:
+                      min_cell: int = 5, policy=None) -> list:
     """Write the long-format CSVs of tables 1–2 and 5.1–5.2 under ``out_dir/tables`` (atomically), with
     disclosure control applied to the tables together (:func:`protect_rate_tables`)."""
     from pathlib import Path
 
-    from lumbarstats import io as _io
+    from lumbarstats import export as _export
 
-    def prepared(df, cols):
-        if df is None:
-            return None
-        df = df.copy()
-        for c in ("events", "population"):
-            df[c] = df[c].round().astype("int64")
-        return df[["modality"] + [c for c in cols if c in df.columns]]
-
-    annual, periods = prepared(annual, ANNUAL_COLUMNS), prepared(periods, PERIOD_COLUMNS)
-    annual, periods = protect_rate_tables(annual, periods, min_cell=min_cell)
+    annual = published_columns(annual, ANNUAL_COLUMNS)
+    periods = published_columns(periods, PERIOD_COLUMNS)
+    annual, periods = protect_rate_tables(annual, periods, min_cell=min_cell, policy=policy)
     written = []
     tables = Path(out_dir) / "tables"
     for df, files in ((annual, ANNUAL_FILES), (periods, PERIOD_FILES)):
         if df is None:
             continue
         for modality, g in df.groupby("modality"):
-            written.append(_io.write_csv(g.drop(columns="modality"), tables / files[modality]))
+            # the modality code stays in the file (codes in data); integers and rounding as published
+            written.append(_export.write_published_csv(g, tables / files[modality]))
     return written

@@ -7,14 +7,15 @@ interval methods used in official health statistics. R has PHEindicatormethods (
 dsrTest and dsr; SAS has PROC STDRATE; NCI has SEER*Stat; Stata has ``distrate``. This module
 implements the same methods on tidy pandas tables, vectorised over groups (one numpy pass over a
 ``groups x strata`` matrix, not a Python loop per group), and is validated in
-``tests/test_standardize.py`` against published results of those tools.
+``tests/test_standardize.py`` against published results of those tools and in ``tests/test_tiwari.py``
+against R scripts (``tests/reference/*.R``).
 
 Functions (all return one tidy DataFrame, PHEindicatormethods style:
 ``rate, lower, upper, conf_level, method``):
 
 - :func:`direct` — directly standardized rates (DSR), methods ``gamma`` (Fay & Feuer 1997),
   ``tiwari`` (Tiwari, Clegg & Zou 2006), ``dobson`` (Dobson et al. 1991 with Byar's limits, as
-  PHEindicatormethods::calculate_dsr), ``lognormal`` and ``normal``; with ``event_frequency`` the
+  PHEindicatormethods::calculate_dsr, or with the paper's exact Poisson limits), ``lognormal`` and ``normal``; with ``event_frequency`` the
   variance allows for several events per person (PHEindicatormethods' non-independent events).
 - :func:`indirect` — standardized (morbidity) ratios (SMR) and indirectly standardized rates
   (as PHEindicatormethods::calculate_ISRatio / calculate_ISRate), methods ``byar`` and ``exact``.
@@ -73,6 +74,7 @@ DIRECT_METHODS = ("gamma", "tiwari", "dobson", "lognormal", "normal")
 INDIRECT_METHODS = ("byar", "exact")
 RATIO_METHODS = ("lognormal", "fay")
 CRUDE_METHODS = ("byar", "exact")
+COUNT_LIMITS = ("byar", "exact")  # Poisson limits of the total count in Dobson's method
 
 #: European Standard Population 2013 (Eurostat 2013), 19 five-year bands, total 100,000.
 ESP2013 = pd.DataFrame(
@@ -439,8 +441,10 @@ def _dsr_core(cells: _Cells, w_raw: np.ndarray):
     return y, v, wi, w, missing.any(axis=1), reason
 
 
-def _gamma_limits(y, v, wbound, conf_level):
-    """Fay–Feuer style gamma limits with the upper 'bound' weight ``wbound`` (max or mean)."""
+def _gamma_limits(y, v, wbound, conf_level, wvar=None):
+    """Fay–Feuer style gamma limits: the upper limit is the gamma quantile with mean ``y + wbound`` and
+    variance ``v + wvar`` (``wvar = wbound**2`` by default: Fay & Feuer with the largest weight; Tiwari
+    et al. pass the mean weight and the mean squared weight)."""
     a = 1.0 - conf_level
     with np.errstate(divide="ignore", invalid="ignore"):
         lower = np.where(
@@ -449,7 +453,7 @@ def _gamma_limits(y, v, wbound, conf_level):
                             scale=np.where(y > 0, v / np.where(y > 0, y, 1.0), 1.0)),
             0.0,
         )
-        vu = v + wbound * wbound
+        vu = v + (wbound * wbound if wvar is None else wvar)
         yu = y + wbound
         upper = stats.gamma.ppf(1.0 - a / 2.0, np.where(vu > 0, yu * yu / vu, 1.0),
                                 scale=np.where(yu > 0, vu / yu, 1.0))
@@ -464,7 +468,7 @@ def _gamma_limits(y, v, wbound, conf_level):
 def direct(data: pd.DataFrame, *, strata, standard="default", events: str = "events",
            population: str = "population", by=None, per: float = 1000, method: str = "gamma",
            conf_level: float = 0.95, min_events: int | None = None,
-           event_frequency: str | None = None) -> pd.DataFrame:
+           event_frequency: str | None = None, count_limits: str = "byar") -> pd.DataFrame:
     """Directly standardized rates (DSR) with confidence intervals, one row per ``by`` group.
 
     The DSR of a group is ``sum_s w_s E_s / N_s`` with standard weights ``w_s`` (normalised to sum 1),
@@ -489,16 +493,23 @@ def direct(data: pd.DataFrame, *, strata, standard="default", events: str = "eve
         mean ``y`` and variance ``v``; upper limit the ``1-a/2`` quantile of a gamma with mean
         ``y + w_M`` and variance ``v + w_M^2``, ``w_M = max_s w_s / N_s`` (as epitools::ageadjust.direct
         and SAS PROC STDRATE ``CL=GAMMA``). Conservative, valid for zero or sparse counts.
-        ``"tiwari"`` — Tiwari, Clegg & Zou (2006) modified gamma: as ``gamma`` but ``w_M`` replaced
-        by the mean of ``w_s / N_s`` over strata with positive weight (SEER*Stat's default; SAS
-        ``CL=GAMMA(TYPE=AVERAGE)``).
-        ``"dobson"`` — Dobson et al. (1991) with Byar's limits for the total count ``obs``:
-        ``y + sqrt(v / obs) (obs_lower - obs)``, exactly as PHEindicatormethods::calculate_dsr, including its
-        rule that DSRs from fewer than 10 events are not reported (``min_events``).
+        ``"tiwari"`` — Tiwari, Clegg & Zou (2006) modified gamma: the upper limit is the quantile of a
+        gamma with mean ``y + mean(w_i)`` and variance ``v + mean(w_i^2)``, ``w_i = w_s / N_s``, the means
+        over the strata with positive standard weight (SEER*Stat's default; asht::wspoissonTest
+        ``wmtype="tcz"``; SAS PROC STDRATE). Checked against an R implementation of the paper
+        (``tests/reference/tiwari.R``) to 1e-10.
+        ``"dobson"`` — Dobson et al. (1991): ``y + sqrt(v / obs) (obs_lower - obs)`` and likewise for the
+        upper limit, from limits for the total count ``obs`` chosen by ``count_limits``: ``"byar"``
+        (default; Byar's approximation, exactly as PHEindicatormethods::calculate_dsr, including its
+        rule that DSRs from fewer than 10 events are not reported, ``min_events``) or ``"exact"`` (the
+        exact (Garwood) Poisson limits of the 1991 paper, ``qchisq(a/2, 2 obs)/2`` and
+        ``qchisq(1-a/2, 2 obs + 2)/2``; checked against ``tests/reference/dobson_exact.R``).
         ``"lognormal"`` — ``y exp(+-z sqrt(v) / y)``; ``"normal"`` — ``y +- z sqrt(v)``.
     conf_level : two-sided confidence level in (0, 1).
     min_events : groups with fewer events get NaN rate/limits and a reason. Default: 10 for
         ``dobson`` (PHEindicatormethods' rule), 0 otherwise.
+    count_limits : ``"byar"`` or ``"exact"``, the Poisson limits of the total count for
+        ``method="dobson"`` (ignored by the other methods).
     event_frequency : name of a column of events per person, for non-independent events (a person
         with several examinations in a stratum). ``None`` (default): events are independent Poisson
         counts. When given, ``data`` has one row per ``by`` group x stratum x event frequency ``f``
@@ -542,15 +553,17 @@ def direct(data: pd.DataFrame, *, strata, standard="default", events: str = "eve
     _check_method(method, DIRECT_METHODS, fn)
     conf_level = _check_conf_level(conf_level)
     per = _check_per(per)
+    if count_limits not in COUNT_LIMITS:
+        raise ValueError(f"{fn}: count_limits must be one of {COUNT_LIMITS}, got {count_limits!r}")
     if event_frequency is not None:
         return _direct_nonindependent(data, strata=strata, standard=standard, events=events,
                                       population=population, by=by, per=per, method=method,
                                       conf_level=conf_level, min_events=min_events,
-                                      event_frequency=event_frequency)
+                                      event_frequency=event_frequency, count_limits=count_limits)
     std = _resolve_standard(standard, data, strata, population, fn)
     cells = _build_cells(data, std[strata], strata=strata, by=by, events=events, population=population, fn=fn)
     res = _direct_from_cells(cells, std["weight"].to_numpy(dtype=float), per=per, method=method,
-                             conf_level=conf_level, min_events=min_events)
+                             conf_level=conf_level, min_events=min_events, count_limits=count_limits)
     return pd.concat([cells.keys, res], axis=1)
 
 
@@ -610,7 +623,8 @@ def _collapse_event_frequency(data: pd.DataFrame, *, strata: list[str], by: list
 
 def _direct_nonindependent(data: pd.DataFrame, *, strata: list[str], standard, events: str,
                            population: str, by: list[str], per: float, method: str, conf_level: float,
-                           min_events: int | None, event_frequency: str) -> pd.DataFrame:
+                           min_events: int | None, event_frequency: str,
+                           count_limits: str = "byar") -> pd.DataFrame:
     """:func:`direct` for person-frequency data (PHEindicatormethods' non-independent events)."""
     fn = "direct"
     if method not in NONINDEPENDENT_METHODS:
@@ -631,13 +645,15 @@ def _direct_nonindependent(data: pd.DataFrame, *, strata: list[str], standard, e
     sq = _build_cells(collapsed, std[strata], strata=strata, by=by, events=sq_col,
                       population=population, fn=fn).E
     res = _direct_from_cells(cells, std["weight"].to_numpy(dtype=float), per=per, method=method,
-                             conf_level=conf_level, min_events=min_events, sq_events=sq)
+                             conf_level=conf_level, min_events=min_events, sq_events=sq,
+                             count_limits=count_limits)
     res["method"] = f"{method}, with variance adjusted for non-independent events"
     return pd.concat([cells.keys, res], axis=1)
 
 
 def _direct_from_cells(cells: _Cells, w_raw: np.ndarray, *, per: float, method: str, conf_level: float,
-                       min_events: int | None, extra: bool = False, sq_events: np.ndarray | None = None):
+                       min_events: int | None, extra: bool = False, sq_events: np.ndarray | None = None,
+                       count_limits: str = "byar"):
     y, v, wi, w, bad, reason = _dsr_core(cells, w_raw)
     if sq_events is not None:  # non-independent events: v = sum_s (w_s/N_s)^2 sum_f f^2 P_fs
         v = np.sum(wi * wi * sq_events, axis=1)
@@ -646,14 +662,18 @@ def _direct_from_cells(cells: _Cells, w_raw: np.ndarray, *, per: float, method: 
     z = _z(conf_level)
     pos_w = w > 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        if method in ("gamma", "tiwari"):
-            if method == "gamma":
-                wb = np.max(np.where(pos_w[None, :], wi, 0.0), axis=1)
-            else:
-                wb = np.sum(np.where(pos_w[None, :], wi, 0.0), axis=1) / pos_w.sum()
+        if method == "gamma":
+            wb = np.max(np.where(pos_w[None, :], wi, 0.0), axis=1)
             lower, upper = _gamma_limits(y, v, wb, conf_level)
+        elif method == "tiwari":
+            # Tiwari, Clegg & Zou (2006): mean y + mean(w_i), variance v + mean(w_i^2), means over the
+            # strata of the standard (asht::wspoissonTest(wmtype = "tcz"), SAS PROC STDRATE)
+            wpos = np.where(pos_w[None, :], wi, 0.0)
+            wb = np.sum(wpos, axis=1) / pos_w.sum()
+            lower, upper = _gamma_limits(y, v, wb, conf_level, wvar=np.sum(wpos * wpos, axis=1) / pos_w.sum())
         elif method == "dobson":
-            lo_o, hi_o = byars_limits(obs, conf_level)
+            count_ci = byars_limits if count_limits == "byar" else exact_poisson_limits
+            lo_o, hi_o = count_ci(obs, conf_level)
             f = np.sqrt(v / obs)
             lower = y + f * (lo_o - obs)
             upper = y + f * (hi_o - obs)
@@ -692,7 +712,7 @@ def _direct_from_cells(cells: _Cells, w_raw: np.ndarray, *, per: float, method: 
         "upper": upper * per,
         "variance": var_out,
         "conf_level": conf_level,
-        "method": method,
+        "method": "dobson (exact Poisson limits)" if (method, count_limits) == ("dobson", "exact") else method,
         "reason": pd.array(reason, dtype="string"),
     })
     if extra:
@@ -848,9 +868,55 @@ def rate_ratio(data: pd.DataFrame, *, strata, group: str, reference, standard="d
     """
     fn = "rate_ratio"
     strata, by = _as_list(strata), _as_list(by)
-    _check_method(method, RATIO_METHODS, fn)
+    _check_ratio_args(data, group=group, reference=reference, strata=strata, by=by, method=method,
+                      reference_contains_group=reference_contains_group, overlap=overlap, fn=fn)
     conf_level = _check_conf_level(conf_level)
     per = _check_per(per)
+    std = _resolve_standard(standard, data, strata, population, fn)
+    cells = _build_cells(data, std[strata], strata=strata, by=[*by, group], events=events,
+                         population=population, fn=fn)
+    w_raw = std["weight"].to_numpy(dtype=float)
+    dsr, inner = _direct_from_cells(cells, w_raw, per=per, method="gamma", conf_level=conf_level,
+                                    min_events=0, extra=True)
+    y, v, bad = inner["y"], inner["v"], inner["bad"]
+    sel, rpi, has_ref = _reference_rows(cells.keys, group=group, reference=reference, by=by)
+    y1, v1, y0, v0 = y[sel], v[sel], y[rpi], v[rpi]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = y1 / y0
+        if method == "lognormal":
+            cov = (_overlap_covariance(cells, sel, rpi, inner["w"], fn) if reference_contains_group
+                   else np.zeros(len(sel)))
+            lower, upper = _lognormal_ratio_limits(y1, v1, y0, v0, cov, conf_level)
+        else:
+            wm = np.max(np.where((inner["w"] > 0)[None, :], inner["wi"], 0.0), axis=1)
+            lower, upper = _fay_ratio_limits(y1, v1, y0, v0, wm[sel], wm[rpi], conf_level)
+    reason = _ratio_reasons(dsr["reason"], bad, sel, rpi, has_ref, y1, y0, reference=reference, method=method)
+    kill = ~has_ref | bad[sel] | bad[rpi]
+    for arr in (ratio, lower, upper):
+        arr[kill] = np.nan
+    if method == "lognormal":
+        zero1 = (y1 == 0) & ~kill
+        lower[zero1] = np.nan
+        upper[zero1] = np.nan
+    out = pd.DataFrame({
+        "rate": np.where(bad[sel], np.nan, y1) * per,
+        "reference_rate": np.where(bad[rpi] | ~has_ref, np.nan, np.where(has_ref, y0, np.nan)) * per,
+        "ratio": ratio,
+        "lower": lower,
+        "upper": upper,
+        "pct_change": 100.0 * (ratio - 1.0),
+        "pct_lower": 100.0 * (lower - 1.0),
+        "pct_upper": 100.0 * (upper - 1.0),
+        "conf_level": conf_level,
+        "method": method,
+        "reason": pd.array(reason, dtype="string"),
+    })
+    return pd.concat([cells.keys.iloc[sel].reset_index(drop=True), out], axis=1)
+
+
+def _check_ratio_args(data, *, group, reference, strata, by, method, reference_contains_group, overlap, fn):
+    """Refuse what :func:`rate_ratio` cannot do correctly (one error naming the problem)."""
+    _check_method(method, RATIO_METHODS, fn)
     if overlap not in ("error", "adjust"):
         raise ValueError(f"{fn}: overlap must be 'error' or 'adjust', got {overlap!r}")
     _require_columns(data, [group], f"{fn}: data")
@@ -868,17 +934,12 @@ def rate_ratio(data: pd.DataFrame, *, strata, group: str, reference, standard="d
             raise ValueError(f"{fn}: overlap='adjust' is implemented for method='lognormal' only")
     if reference not in set(data[group].dropna().tolist()):
         raise ValueError(f"{fn}: reference level {reference!r} not found in column {group!r}")
-    std = _resolve_standard(standard, data, strata, population, fn)
-    cells = _build_cells(data, std[strata], strata=strata, by=[*by, group], events=events,
-                         population=population, fn=fn)
-    w_raw = std["weight"].to_numpy(dtype=float)
-    dsr, inner = _direct_from_cells(cells, w_raw, per=per, method="gamma", conf_level=conf_level,
-                                    min_events=0, extra=True)
-    y, v, wi, w = inner["y"], inner["v"], inner["wi"], inner["w"]
-    bad = inner["bad"]
-    keys = cells.keys
+
+
+def _reference_rows(keys: pd.DataFrame, *, group, reference, by):
+    """Rows of the non-reference levels (``sel``), the row of their reference level within the same
+    ``by`` group (``rpi``, 0 where absent) and whether it exists (``has_ref``)."""
     is_ref = (keys[group] == reference).to_numpy()
-    # map every group row to the row of its reference level within the same by-group
     if by:
         bykey = pd.MultiIndex.from_frame(keys[by]) if len(by) > 1 else pd.Index(keys[by[0]])
         ref_rows = pd.Series(np.flatnonzero(is_ref), index=bykey[is_ref])
@@ -888,72 +949,56 @@ def rate_ratio(data: pd.DataFrame, *, strata, group: str, reference, standard="d
     sel = np.flatnonzero(~is_ref)
     rp = ref_pos[sel]
     has_ref = ~np.isnan(rp)
-    rpi = np.where(has_ref, rp, 0).astype(int)
-    y1, v1, y0, v0 = y[sel], v[sel], y[rpi], v[rpi]
+    return sel, np.where(has_ref, rp, 0).astype(int), has_ref
+
+
+def _overlap_covariance(cells: _Cells, sel, rpi, w, fn) -> np.ndarray:
+    """cov(y1, y0) = sum_s w_s^2 E1_s / (N1_s N0_s) for a group counted within its reference level."""
+    E1, N1 = cells.E[sel], cells.N[sel]
+    E0, N0 = cells.E[rpi], cells.N[rpi]
+    if ((N1 > N0) | (E1 > E0)).any():
+        rows = cells.keys.iloc[sel[((N1 > N0) | (E1 > E0)).any(axis=1)][:5]].to_dict("records")
+        raise ValueError(
+            f"{fn}: reference_contains_group=True but the reference level has fewer events or "
+            f"less population than a group in some stratum, e.g. {rows}"
+        )
+    return np.sum(np.where((N1 > 0) & (N0 > 0), (w**2)[None, :] * E1 / (N1 * N0), 0.0), axis=1)
+
+
+def _lognormal_ratio_limits(y1, v1, y0, v0, cov, conf_level):
+    """Delta method on log R: var = v1/y1^2 + v0/y0^2 - 2 cov/(y1 y0) (cov 0 for independent groups)."""
     z = _z(conf_level)
+    var_log = np.maximum(v1 / y1**2 + v0 / y0**2 - 2.0 * cov / (y1 * y0), 0.0)
+    se = np.sqrt(var_log)
+    ratio = y1 / y0
+    return ratio * np.exp(-z * se), ratio * np.exp(z * se)
+
+
+def _fay_ratio_limits(y1, v1, y0, v0, wm1, wm0, conf_level):
+    """Fay's (1999) F interval with the Fay–Feuer bound weights ``wm`` of each group."""
     a = 1.0 - conf_level
-    pos_w = w > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = y1 / y0
-        if method == "lognormal":
-            var_log = v1 / y1**2 + v0 / y0**2
-            if reference_contains_group:
-                E1, N1 = cells.E[sel], cells.N[sel]
-                E0, N0 = cells.E[rpi], cells.N[rpi]
-                if ((N1 > N0) | (E1 > E0)).any():
-                    rows = keys.iloc[sel[((N1 > N0) | (E1 > E0)).any(axis=1)][:5]].to_dict("records")
-                    raise ValueError(
-                        f"{fn}: reference_contains_group=True but the reference level has fewer events or "
-                        f"less population than a group in some stratum, e.g. {rows}"
-                    )
-                cov = np.sum(np.where((N1 > 0) & (N0 > 0), (w**2)[None, :] * E1 / (N1 * N0), 0.0), axis=1)
-                var_log = var_log - 2.0 * cov / (y1 * y0)
-                var_log = np.maximum(var_log, 0.0)
-            se = np.sqrt(var_log)
-            lower = ratio * np.exp(-z * se)
-            upper = ratio * np.exp(z * se)
-        else:  # fay
-            wm = np.max(np.where(pos_w[None, :], wi, 0.0), axis=1)
-            wm1, wm0 = wm[sel], wm[rpi]
-            nu1 = 2.0 * y1**2 / v1
-            nu0 = 2.0 * y0**2 / v0
-            nu1s = 2.0 * (y1 + wm1) ** 2 / (v1 + wm1**2)
-            nu0s = 2.0 * (y0 + wm0) ** 2 / (v0 + wm0**2)
-            lower = np.where(y1 > 0, y1 / (y0 + wm0) * stats.f.ppf(a / 2.0, np.where(y1 > 0, nu1, 1.0), nu0s), 0.0)
-            upper = (y1 + wm1) / y0 * stats.f.ppf(1.0 - a / 2.0, nu1s, np.where(y0 > 0, nu0, 1.0))
-            upper = np.where(y0 > 0, upper, np.nan)
+    nu1 = 2.0 * y1**2 / v1
+    nu0 = 2.0 * y0**2 / v0
+    nu1s = 2.0 * (y1 + wm1) ** 2 / (v1 + wm1**2)
+    nu0s = 2.0 * (y0 + wm0) ** 2 / (v0 + wm0**2)
+    lower = np.where(y1 > 0, y1 / (y0 + wm0) * stats.f.ppf(a / 2.0, np.where(y1 > 0, nu1, 1.0), nu0s), 0.0)
+    upper = (y1 + wm1) / y0 * stats.f.ppf(1.0 - a / 2.0, nu1s, np.where(y0 > 0, nu0, 1.0))
+    return lower, np.where(y0 > 0, upper, np.nan)
+
+
+def _ratio_reasons(dsr_reason, bad, sel, rpi, has_ref, y1, y0, *, reference, method) -> np.ndarray:
+    """Why a ratio or its limits are NaN, one entry per compared level (None when they are not)."""
     reason = np.full(len(sel), None, dtype=object)
     for i, g in enumerate(sel):
         if not has_ref[i]:
             reason[i] = f"reference level {reference!r} absent in this by-group"
         elif bad[g] or bad[rpi[i]]:
-            reason[i] = "rate not computable: " + str(dsr["reason"].iloc[g] if bad[g] else dsr["reason"].iloc[rpi[i]])
+            reason[i] = "rate not computable: " + str(dsr_reason.iloc[g] if bad[g] else dsr_reason.iloc[rpi[i]])
         elif y0[i] == 0:
             reason[i] = "reference rate is zero: ratio undefined"
         elif y1[i] == 0 and method == "lognormal":
             reason[i] = "rate is zero: lognormal interval undefined"
-    kill = ~has_ref | bad[sel] | bad[rpi]
-    for arr in (ratio, lower, upper):
-        arr[kill] = np.nan
-    if method == "lognormal":
-        zero1 = (y1 == 0) & ~kill
-        lower[zero1] = np.nan
-        upper[zero1] = np.nan
-    y0_out = np.where(has_ref, y0, np.nan)
-    out = pd.DataFrame({
-        "rate": np.where(bad[sel], np.nan, y1) * per,
-        "reference_rate": np.where(bad[rpi] | ~has_ref, np.nan, y0_out) * per,
-        "ratio": ratio,
-        "lower": lower,
-        "upper": upper,
-        "pct_change": 100.0 * (ratio - 1.0),
-        "pct_lower": 100.0 * (lower - 1.0),
-        "pct_upper": 100.0 * (upper - 1.0),
-        "conf_level": conf_level,
-        "method": method,
-        "reason": pd.array(reason, dtype="string"),
-    })
-    return pd.concat([keys.iloc[sel].reset_index(drop=True), out], axis=1)
+    return reason
 
 
 # --------------------------------------------------------------------------------------------

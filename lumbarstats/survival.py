@@ -9,17 +9,18 @@ coded ``0 = censored, 1, 2, ... = causes``), returning tidy DataFrames:
   jittering, which changes the estimate on register data measured in whole days).
 - :func:`rmst`, :func:`rmst_difference` — restricted mean survival time with the variance R prints
   (``print(survfit(...), rmean=tau)``), and differences between groups.
-- :func:`cox` / :class:`CoxModel` — cause-specific Cox proportional hazards (lifelines ``CoxPHFitter``,
-  Efron ties, optional strata and robust sandwich errors) with a tidy hazard-ratio table, and
-  :func:`ph_test` — the Schoenfeld-residual test of proportional hazards as a DataFrame.
+- :func:`cox` / :class:`CoxModel` — cause-specific Cox proportional hazards (lifelines ``CoxPHFitter``
+  for Efron ties, statsmodels ``PHReg`` for Breslow ties; optional strata and robust sandwich errors)
+  with a tidy hazard-ratio table, and :func:`ph_test` — the Schoenfeld-residual test of proportional
+  hazards as a DataFrame.
+- :func:`fine_gray` / :class:`FineGrayModel` — Fine–Gray subdistribution-hazard regression (a weighted
+  Cox fit in counting-process form, Geskus 2011, with statsmodels ``PHReg``), with Fine and Gray's
+  sandwich variance and predicted cumulative incidence for covariate profiles; validated against R's
+  ``cmprsk::crr`` (``tests/reference/cox_finegray.R``).
 
-Fine–Gray subdistribution hazards regression is **not** provided. As of this writing neither lifelines
-(0.30) nor scikit-survival (whose competing-risk support is the non-parametric cumulative incidence
-only) implements it, and no maintained Python package offering it is installed in the project
-environment (small young PyPI packages such as ``pycmprsk``/``comprisk`` exist but are not dependencies).
-Use R's ``cmprsk::crr`` or ``survival::finegray`` + ``coxph`` for subdistribution hazards; within this
-package, compare cumulative incidence curves (:func:`cumulative_incidence`) and cause-specific hazards
-(:func:`cox`).
+Models that cannot be estimated on small data (no events, a covariate level without events, a fit that
+does not converge) do not raise: their table rows carry NaN estimates and a ``reason``, as
+:func:`lumbarstats.standardize.direct` does, so that the rest of a region's analysis goes on.
 
 Conventions
 -----------
@@ -47,6 +48,8 @@ __all__ = [
     "cox",
     "CoxModel",
     "ph_test",
+    "fine_gray",
+    "FineGrayModel",
     "plot_cumulative_incidence",
 ]
 
@@ -274,9 +277,10 @@ def cumulative_incidence(
     Variance: the delta-method ("Greenwood-type") variance of Marubini & Valsecchi (1995, *Analysing
     Survival Data from Clinical Trials and Observational Studies*, sec. 10.2), also used by SAS PROC
     LIFETEST and lifelines. It reduces to Greenwood's variance of 1 − KM when there is a single cause and
-    to the binomial variance p(1−p)/n without censoring. It is *not* the infinitesimal-jackknife variance
-    of R's ``survfit`` for multi-state data, nor Gray's (1988) variance printed by ``cmprsk::cuminc``;
-    the three agree closely in large samples.
+    to the binomial variance p(1−p)/n without censoring. On ``survival::mgus2`` (268 tied times) it
+    agrees with the standard error of R's ``survfit`` for multi-state data (``survfit(Surv(t,
+    factor(event)) ~ 1)``) to ten digits; it is not Gray's (1988) variance printed by
+    ``cmprsk::cuminc``.
 
     Intervals (``conf_type``): ``"log-log"`` (default) applies the delta method on log(−log F),
     F^exp(±z·se/(F·log F)), which keeps the interval in (0, 1) (as Choudhury 2002, Stat Med
@@ -483,13 +487,52 @@ def rmst_difference(
 
 
 # ------------------------------------------------------------------------------------------------
-# Cox proportional hazards (lifelines)
+# Cox proportional hazards (lifelines / statsmodels)
 # ------------------------------------------------------------------------------------------------
+COX_TIES = ("efron", "breslow")
+
+#: Newton–Raphson options for lifelines: its default stopping rule (relative log-likelihood change
+#: below 1e-9) returns before the last Newton step and leaves coefficients up to 1e-4 relative from
+#: R's ``coxph``; with these it agrees with ``coxph(control = coxph.control(eps = 1e-12))`` to 1e-6 (7e-12 on
+#: lung; 5e-7 on veteran's near-zero ``diagtime`` coefficient, an absolute difference of 4e-11).
+_LIFELINES_FIT_OPTIONS = {"precision": 1e-12, "r_precision": 1e-14, "max_steps": 200}
+
+
+def _summary_table(terms, coef, se, *, term_map, references, conf_level, method, reason) -> pd.DataFrame:
+    """The hazard-ratio table shared by :class:`CoxModel` and :class:`FineGrayModel`."""
+    z = _z(conf_level)
+    coef = np.asarray(coef, dtype=float)
+    se = np.asarray(se, dtype=float)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        zstat = coef / se
+        out = pd.DataFrame(
+            {
+                "term": list(terms),
+                "variable": [term_map.get(t, (t, None))[0] for t in terms],
+                "level": [term_map.get(t, (t, None))[1] for t in terms],
+                "reference": [references.get(term_map.get(t, (t, None))[0]) for t in terms],
+                "coef": coef,
+                "se": se,
+                "hr": np.exp(coef),
+                "lower": np.exp(coef - z * se),
+                "upper": np.exp(coef + z * se),
+                "z": zstat,
+                "p_value": 2 * stats.norm.sf(np.abs(zstat)),
+            }
+        )
+    out["conf_level"] = conf_level
+    out["method"] = method
+    out["reason"] = pd.array([reason] * len(out), dtype="string")
+    return out
+
+
 @dataclass
 class CoxModel:
-    """A fitted (cause-specific) Cox model: ``.fitter`` is the lifelines ``CoxPHFitter``; ``.summary`` a
-    tidy table (``term, variable, level, reference, coef, se, hr, lower, upper, z, p_value, conf_level,
-    method``); ``.design`` the numeric data the model was fitted on (for :func:`ph_test`)."""
+    """A fitted (cause-specific) Cox model: ``.fitter`` is the lifelines ``CoxPHFitter`` (Efron ties) or the
+    statsmodels ``PHRegResults`` (Breslow ties), ``None`` when the model could not be estimated;
+    ``.summary`` a tidy table (``term, variable, level, reference, coef, se, hr, lower, upper, z,
+    p_value, conf_level, method, reason``); ``.design`` the numeric data the model was fitted on (for
+    :func:`ph_test`); ``.reason`` says why the model could not be estimated (``None`` when it was)."""
 
     fitter: object
     design: pd.DataFrame
@@ -502,43 +545,70 @@ class CoxModel:
     event_of_interest: int | None
     references: dict = field(default_factory=dict)
     term_map: dict = field(default_factory=dict)
+    ties: str = "efron"
+    coef: pd.Series | None = None
+    se: pd.Series | None = None
+    reason: str | None = None
+
+    @property
+    def terms(self) -> list[str]:
+        return list(self.term_map)
 
     @property
     def summary(self) -> pd.DataFrame:
-        s = self.fitter.summary
-        z = _z(self.conf_level)
-        coef = s["coef"].to_numpy()
-        se = s["se(coef)"].to_numpy()
-        terms = list(s.index)
-        out = pd.DataFrame(
-            {
-                "term": terms,
-                "variable": [self.term_map.get(t, (t, None))[0] for t in terms],
-                "level": [self.term_map.get(t, (t, None))[1] for t in terms],
-                "reference": [self.references.get(self.term_map.get(t, (t, None))[0]) for t in terms],
-                "coef": coef,
-                "se": se,
-                "hr": np.exp(coef),
-                "lower": np.exp(coef - z * se),
-                "upper": np.exp(coef + z * se),
-                "z": coef / se,
-                "p_value": 2 * stats.norm.sf(np.abs(coef / se)),
-            }
-        )
-        out["conf_level"] = self.conf_level
-        out["method"] = "Cox PH (lifelines, Efron ties" + (", robust sandwich SE)" if self.robust else ")")
-        return out
+        if self.reason is not None:
+            coef = se = np.full(len(self.terms), np.nan)
+        else:
+            coef, se = self.coef.to_numpy(), self.se.to_numpy()
+        engine = "lifelines" if self.ties == "efron" else "statsmodels PHReg"
+        method = f"Cox PH ({engine}, {self.ties.capitalize()} ties" + (", robust sandwich SE)" if self.robust else ")")
+        return _summary_table(self.terms, coef, se, term_map=self.term_map, references=self.references,
+                              conf_level=self.conf_level, method=method, reason=self.reason)
+
+    def _repr_html_(self) -> str:
+        """The notebook view: hazard ratios rounded, labelled with the method."""
+        from lumbarstats.formatting import result_html
+
+        s = self.summary
+        return result_html("Cox model" + (f" (event {self.event_of_interest})" if self.event_of_interest else ""),
+                           s[["term", "hr", "lower", "upper", "p_value"]], index=False,
+                           lines=[s["method"].iloc[0] if len(s) else "",
+                                  f"not estimated: {self.reason}" if self.reason else ""])
 
     def plot(self, **kwargs):
         """Forest plot of the hazard ratios (lifelines' ``CoxPHFitter.plot(hazard_ratios=True)``)."""
+        if self.reason is not None:
+            raise ValueError(f"the Cox model could not be estimated, so there is nothing to plot: {self.reason}")
+        if self.ties != "efron":
+            return _forest_plot(self.summary, xlabel="hazard ratio", **kwargs)
         return self.fitter.plot(hazard_ratios=True, **kwargs)
 
     def ph_test(self, time_transform: str = "km") -> pd.DataFrame:
         return ph_test(self, time_transform=time_transform)
 
 
+def _forest_plot(summary: pd.DataFrame, *, xlabel: str, ax=None):
+    """Hazard ratios with their intervals on a log axis, one line per term."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 0.4 * len(summary) + 1))
+    y = np.arange(len(summary))[::-1]
+    hr = summary["hr"].to_numpy(dtype=float)
+    ax.errorbar(hr, y, xerr=[hr - summary["lower"].to_numpy(dtype=float), summary["upper"].to_numpy(dtype=float) - hr],
+                fmt="s", color="0.2", capsize=3)
+    ax.axvline(1.0, color="0.5", ls=":", lw=1)
+    ax.set_xscale("log")
+    ax.set_yticks(y)
+    ax.set_yticklabels(summary["term"])
+    ax.set_xlabel(xlabel)
+    return ax
+
+
 def _design(data: pd.DataFrame, covariates: list[str], reference: dict | None):
-    """Numeric design matrix: numeric/bool columns as they are; others dummy-coded against a reference."""
+    """Numeric design matrix: numeric/bool columns as they are; others dummy-coded against a reference.
+
+    Also returns the reference level and the term -> (variable, level) map of each column."""
     cols = {}
     references = {}
     term_map = {}
@@ -569,6 +639,23 @@ def _design(data: pd.DataFrame, covariates: list[str], reference: dict | None):
     return pd.DataFrame(cols, index=data.index), references, term_map
 
 
+def _not_estimable(X: pd.DataFrame, is_event: np.ndarray, term_map: dict, what: str) -> str | None:
+    """Why a proportional-hazards model cannot be estimated on these data, or None.
+
+    No events; a covariate level (dummy column) in which nobody, or everybody at risk, has the event
+    (the likelihood has no maximum: the coefficient runs off to +-infinity)."""
+    n_events = int(is_event.sum())
+    if n_events == 0:
+        return f"no events of interest ({what}): the model cannot be estimated"
+    empty = [t for t in X.columns if term_map.get(t, (t, None))[1] is not None
+             and X[t].to_numpy()[is_event].sum() == 0]
+    if empty:
+        return (f"covariate level(s) without events of interest ({what}): {', '.join(empty[:5])}"
+                + (f" (+{len(empty) - 5} more)" if len(empty) > 5 else "")
+                + "; merge small levels or drop the covariate")
+    return None
+
+
 def cox(
     data: pd.DataFrame,
     *,
@@ -582,20 +669,36 @@ def cox(
     reference: dict | None = None,
     conf_level: float = 0.95,
     penalizer: float = 0.0,
+    ties: str = "efron",
 ) -> CoxModel:
-    """Fit a (cause-specific) Cox proportional hazards model (Cox 1972, JRSS-B 34:187–220) with lifelines.
+    """Fit a (cause-specific) Cox proportional hazards model (Cox 1972, JRSS-B 34:187–220).
 
-    Ties by Efron's method (as R's ``coxph`` default). With ``event_of_interest=k`` (default 1), code ``k``
-    is the event and every other code — including competing events — is censored: the cause-specific
-    hazard (Prentice et al. 1978). ``event_of_interest=None`` treats any non-zero code as the event.
-    Categorical covariates (strings, categories) are dummy-coded against ``reference[var]`` (default: the
-    first category / alphabetically first level). ``strata`` fits separate baseline hazards;
-    ``robust=True`` gives the Lin & Wei (1989) sandwich variance (clustered on ``cluster`` if given).
+    ``ties="efron"`` (default, as R's ``coxph``) fits with lifelines ``CoxPHFitter`` with a tight
+    Newton–Raphson stopping rule (lifelines' default stops one step early); ``ties="breslow"`` fits
+    with statsmodels ``PHReg``. Both agree with R's ``coxph(..., ties=)`` to 1e-6 relative in
+    coefficients and standard errors on ``survival::lung`` and ``veteran`` (Breslow to 1e-13; Efron to
+    7e-12 on lung and 5e-7 on veteran's near-zero ``diagtime`` coefficient)
+    (``tests/reference/cox_finegray.R``). Robust standard errors: Breslow's agree with R's; lifelines'
+    Efron robust variance differs from R's (which uses Efron-adjusted score residuals) by up to 5e-4
+    relative. ``penalizer`` is available with Efron ties only.
+
+    With ``event_of_interest=k`` (default 1), code ``k`` is the event and every other code — including
+    competing events — is censored: the cause-specific hazard (Prentice et al. 1978).
+    ``event_of_interest=None`` treats any non-zero code as the event. Categorical covariates (strings,
+    categories) are dummy-coded against ``reference[var]`` (default: the first category /
+    alphabetically first level). ``strata`` fits separate baseline hazards; ``robust=True`` gives the
+    Lin & Wei (1989) sandwich variance (clustered on ``cluster`` if given).
+
+    A model that cannot be estimated (no events, a covariate level without events, no convergence)
+    does not raise: the returned model has ``reason`` set and its ``.summary`` has one row per term with
+    NaN estimates and that reason. Bad input (missing columns or values, negative durations) raises.
 
     Returns a :class:`CoxModel`; ``.summary`` is the tidy hazard-ratio table.
     """
-    from lifelines import CoxPHFitter
-
+    if ties not in COX_TIES:
+        raise ValueError(f"ties must be one of {COX_TIES}, got {ties!r}")
+    if penalizer and ties != "efron":
+        raise ValueError("penalizer is available with ties='efron' only")
     covariates = list(covariates)
     strata_cols = _as_list(strata)
     extra = [cluster] if cluster else []
@@ -616,22 +719,77 @@ def cox(
         design[s] = data[s].to_numpy()
     if cluster:
         design["__cluster"] = data[cluster].to_numpy()
-    cph = CoxPHFitter(alpha=1 - conf_level, penalizer=penalizer)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=FutureWarning)
-        cph.fit(
-            design,
-            duration_col="__duration",
-            event_col="__event",
-            strata=strata_cols or None,
-            robust=robust or bool(cluster),
-            cluster_col="__cluster" if cluster else None,
-        )
-    return CoxModel(
-        fitter=cph, design=design, duration=duration, event=event, covariates=covariates, strata=strata_cols,
-        robust=robust or bool(cluster), conf_level=conf_level, event_of_interest=event_of_interest,
-        references=references, term_map=term_map,
+    robust = robust or bool(cluster)
+    model = CoxModel(
+        fitter=None, design=design, duration=duration, event=event, covariates=covariates, strata=strata_cols,
+        robust=robust, conf_level=conf_level, event_of_interest=event_of_interest,
+        references=references, term_map=term_map, ties=ties,
     )
+    model.reason = _not_estimable(X, design["__event"].to_numpy(dtype=bool), term_map, f"event {event_of_interest}")
+    if model.reason is not None:
+        return model
+    fit = _fit_lifelines_cox if ties == "efron" else _fit_statsmodels_cox
+    try:
+        model.fitter, model.coef, model.se = fit(design, list(X.columns), strata_cols, robust, cluster,
+                                                 conf_level, penalizer)
+    except _NotConverged as err:
+        model.reason = str(err)
+        return model
+    if not (np.isfinite(model.coef).all() and np.isfinite(model.se).all()):
+        model.reason = "the fit gave non-finite coefficients or standard errors: the model cannot be estimated"
+    return model
+
+
+class _NotConverged(Exception):
+    """A model fit that did not converge on these data (a reason, not an error of the input)."""
+
+
+def _fit_lifelines_cox(design, terms, strata_cols, robust, cluster, conf_level, penalizer):
+    from lifelines import CoxPHFitter
+    from lifelines.exceptions import ConvergenceError, ConvergenceWarning
+
+    cph = CoxPHFitter(alpha=1 - conf_level, penalizer=penalizer)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            cph.fit(design, duration_col="__duration", event_col="__event", strata=strata_cols or None,
+                    robust=robust, cluster_col="__cluster" if cluster else None, fit_options=_LIFELINES_FIT_OPTIONS)
+        except (ConvergenceError, np.linalg.LinAlgError) as err:
+            raise _NotConverged(f"the Cox fit did not converge ({str(err).split('.')[0]})") from None
+    bad = [w for w in caught if issubclass(w.category, ConvergenceWarning)
+           and ("norm(delta) is still high" in str(w.message) or "did not converge" in str(w.message))]
+    if bad:
+        raise _NotConverged(f"the Cox fit did not converge ({str(bad[0].message).strip().splitlines()[0]})")
+    return cph, cph.params_.reindex(terms), cph.standard_errors_.reindex(terms)
+
+
+def _fit_statsmodels_cox(design, terms, strata_cols, robust, cluster, conf_level, penalizer):
+    from statsmodels.duration.hazard_regression import PHReg
+
+    strata = None
+    if strata_cols:
+        strata = pd.MultiIndex.from_frame(design[strata_cols].astype(str)).factorize()[0]
+    model = PHReg(design["__duration"].to_numpy(dtype=float), design[terms].to_numpy(dtype=float),
+                  status=design["__event"].to_numpy(dtype=float), strata=strata, ties="breslow")
+    groups = None
+    if robust:
+        groups = pd.factorize(design["__cluster"])[0] if cluster else np.arange(len(design))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = model.fit(groups=groups, method="newton", maxiter=200, gtol=1e-10)
+    if not _phreg_converged(model, np.asarray(res.params, dtype=float)):
+        raise _NotConverged("the Cox fit did not converge (Newton-Raphson, 200 iterations)")
+    return res, pd.Series(res.params, index=terms), pd.Series(res.bse, index=terms)
+
+
+def _phreg_converged(model, beta: np.ndarray) -> bool:
+    """statsmodels' PHRegResults keeps no convergence flag: check that the score vanishes at the estimate."""
+    if not np.isfinite(beta).all():
+        return False
+    with np.errstate(all="ignore"):
+        score = np.asarray(model.score(beta), dtype=float)
+        scale = np.sqrt(np.abs(np.diag(np.asarray(model.hessian(beta), dtype=float))))
+    return bool(np.isfinite(score).all() and np.all(np.abs(score) <= 1e-6 * np.maximum(scale, 1.0)))
 
 
 def ph_test(model: CoxModel, *, time_transform: str = "km", max_n: int | None = 50_000,
@@ -640,43 +798,410 @@ def ph_test(model: CoxModel, *, time_transform: str = "km", max_n: int | None = 
     Biometrika 81:515–526), per term, via ``lifelines.statistics.proportional_hazard_test``.
 
     ``time_transform`` is ``"km"`` (as R's ``cox.zph`` default), ``"rank"``, ``"identity"`` or ``"log"``.
-    Returns columns ``term, statistic, df, p_value, time_transform, method, n``. (lifelines does not print
-    the global test of R's ``cox.zph``.)
+    Returns columns ``term, statistic, df, p_value, time_transform, method, n, reason``. (lifelines does
+    not print the global test of R's ``cox.zph``.) A model fitted with Breslow ties is refitted with
+    Efron ties for the test (lifelines' residuals).
 
     lifelines' residual computation grows much faster than linearly with the number of persons (five
     minutes for 225,000), so for a cohort larger than ``max_n`` the same model is refitted on a seeded
     random subsample of ``max_n`` persons and tested there (column ``n``); ``max_n=None`` tests all.
     A diagnostic on 50,000 persons still detects departures from proportionality that matter.
+
+    When the model could not be estimated, or the test cannot be computed on these data, the rows carry
+    NaN and a ``reason`` instead of raising.
     """
-    from lifelines import CoxPHFitter
     from lifelines.statistics import proportional_hazard_test
 
     if not isinstance(model, CoxModel):
         raise TypeError("ph_test needs the CoxModel returned by lumbarstats.survival.cox")
-    fitter, design = model.fitter, model.design
+    design = model.design
+    method = "Grambsch-Therneau scaled Schoenfeld residual test (lifelines)"
+
+    def failed(reason: str, n: int) -> pd.DataFrame:
+        return pd.DataFrame({"term": model.terms, "statistic": np.nan, "df": 1, "p_value": np.nan,
+                             "time_transform": time_transform, "method": method, "n": n,
+                             "reason": pd.array([reason] * len(model.terms), dtype="string")})
+
+    if model.reason is not None:
+        return failed(model.reason, len(design))
+    fitter = model.fitter if model.ties == "efron" else None
     if max_n is not None and len(design) > max_n:
         design = design.sample(n=max_n, random_state=seed)
-        fitter = CoxPHFitter(alpha=model.fitter.alpha, penalizer=model.fitter.penalizer)
+        method += f", random subsample of {len(design):,}"
+        fitter = None
+    terms = model.terms
+    try:
+        if fitter is None:
+            reason = _not_estimable(design[terms], design["__event"].to_numpy(dtype=bool), model.term_map,
+                                    "subsample for the test")
+            if reason is not None:
+                return failed(reason, len(design))
+            fitter, _c, _s = _fit_lifelines_cox(design, terms, model.strata, model.robust,
+                                                "__cluster" in design.columns, model.conf_level, 0.0)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=FutureWarning)
-            fitter.fit(design, duration_col="__duration", event_col="__event", strata=model.strata or None,
-                       robust=model.robust and "__cluster" not in design.columns,
-                       cluster_col="__cluster" if "__cluster" in design.columns else None)
-    res = proportional_hazard_test(fitter, design, time_transform=time_transform)
+            warnings.simplefilter("ignore")
+            res = proportional_hazard_test(fitter, design, time_transform=time_transform)
+    except (_NotConverged, np.linalg.LinAlgError, ValueError, ZeroDivisionError) as err:
+        return failed(f"the proportional-hazards test could not be computed ({err})", len(design))
     s = res.summary
-    terms = [i[-1] if isinstance(i, tuple) else i for i in s.index]
+    names = [i[-1] if isinstance(i, tuple) else i for i in s.index]
     return pd.DataFrame(
         {
-            "term": terms,
+            "term": names,
             "statistic": s["test_statistic"].to_numpy(),
             "df": 1,
             "p_value": s["p"].to_numpy(),
             "time_transform": time_transform,
-            "method": "Grambsch-Therneau scaled Schoenfeld residual test (lifelines)"
-            + ("" if len(design) == len(model.design) else f", random subsample of {len(design):,}"),
+            "method": method,
             "n": len(design),
+            "reason": pd.array([None] * len(names), dtype="string"),
         }
     )
+
+
+# ------------------------------------------------------------------------------------------------
+# Fine–Gray subdistribution hazards
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class FineGrayModel:
+    """A fitted Fine–Gray subdistribution-hazard model (see :func:`fine_gray`).
+
+    ``.summary`` has the column contract of :class:`CoxModel` (``hr`` is the subdistribution hazard
+    ratio); ``.cov`` the Fine–Gray sandwich covariance; ``.baseline`` the Breslow-type baseline cumulative
+    subdistribution hazard at each distinct event time (``time, cumulative_hazard``, raw covariate scale,
+    as ``cmprsk::crr``'s ``bfitj``); ``.fitter`` the statsmodels ``PHRegResults`` of the weighted fit;
+    ``.reason`` says why the model could not be estimated (``None`` when it was)."""
+
+    duration: str
+    event: str
+    covariates: list[str]
+    event_of_interest: int
+    conf_level: float
+    references: dict
+    term_map: dict
+    levels: dict
+    n: int
+    n_events: int
+    fitter: object = None
+    coef: pd.Series | None = None
+    cov: np.ndarray | None = None
+    baseline: pd.DataFrame | None = None
+    reason: str | None = None
+    engine: str = "statsmodels PHReg"
+
+    @property
+    def terms(self) -> list[str]:
+        return list(self.term_map)
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        if self.reason is not None:
+            coef = se = np.full(len(self.terms), np.nan)
+        else:
+            coef, se = self.coef.to_numpy(), np.sqrt(np.diag(self.cov))
+        form = ("weighted Cox in counting-process form, statsmodels PHReg" if self.engine == "statsmodels PHReg"
+                else "Newton-Raphson on running sums")
+        method = f"Fine-Gray subdistribution hazards ({form}, Breslow ties), Fine-Gray sandwich SE"
+        return _summary_table(self.terms, coef, se, term_map=self.term_map, references=self.references,
+                              conf_level=self.conf_level, method=method, reason=self.reason)
+
+    def predict_cif(self, profiles: pd.DataFrame, times: Sequence[float]) -> pd.DataFrame:
+        """Predicted cumulative incidence F(t | z) = 1 − exp(−exp(β'z) Λ₀(t)) of each covariate profile
+        (one row of ``profiles`` per profile, with the model's covariate columns) at ``times``, as
+        ``cmprsk::predict.crr``. Returns the profile columns and ``profile, time, cif, event_of_interest``
+        (``cif`` NaN with a ``reason`` when the model could not be estimated)."""
+        _check_columns(profiles, self.covariates, what="profiles")
+        grid = np.asarray(times, dtype=float)
+        rows = []
+        for i, (_, prof) in enumerate(profiles.iterrows()):
+            rec = {c: prof[c] for c in self.covariates}
+            if self.reason is not None:
+                cif = np.full(len(grid), np.nan)
+            else:
+                z = self._profile_vector(prof)
+                base = self.baseline
+                pos = np.searchsorted(base["time"].to_numpy(), grid, side="right") - 1
+                lam = np.where(pos >= 0, base["cumulative_hazard"].to_numpy()[np.clip(pos, 0, None)], 0.0)
+                cif = 1.0 - np.exp(-np.exp(float(z @ self.coef.to_numpy())) * lam)
+            rows.append(pd.DataFrame({**{c: [v] * len(grid) for c, v in rec.items()}, "profile": i,
+                                      "time": grid, "cif": cif}))
+        out = pd.concat(rows, ignore_index=True)
+        out["event_of_interest"] = self.event_of_interest
+        out["reason"] = pd.array([self.reason] * len(out), dtype="string")
+        return out
+
+    def _profile_vector(self, prof) -> np.ndarray:
+        z = []
+        for var, level in self.term_map.values():
+            if level is None:
+                z.append(float(prof[var]))
+                continue
+            if str(prof[var]) not in [str(v) for v in self.levels[var]]:
+                raise ValueError(f"profile value {prof[var]!r} of {var!r} is not a level of the model: "
+                                 f"{self.levels[var]}")
+            z.append(float(str(prof[var]) == str(level)))
+        return np.asarray(z, dtype=float)
+
+    def plot(self, ax=None):
+        """Forest plot of the subdistribution hazard ratios."""
+        if self.reason is not None:
+            raise ValueError(f"the Fine-Gray model could not be estimated, so there is nothing to plot: {self.reason}")
+        return _forest_plot(self.summary, xlabel="subdistribution hazard ratio", ax=ax)
+
+    def _repr_html_(self) -> str:
+        head = (f"<p><b>Fine–Gray model</b>: event {self.event_of_interest}, {self.n:,} persons, "
+                f"{self.n_events:,} events" + (f"; <i>not estimated: {self.reason}</i>" if self.reason else "")
+                + "</p>")
+        cols = ["term", "coef", "se", "hr", "lower", "upper", "p_value"]
+        return head + self.summary[cols].to_html(index=False, float_format=lambda v: f"{v:.4g}")
+
+
+@dataclass
+class _CensoringKM:
+    """Kaplan–Meier of the censoring distribution; ``before(x)`` is G(x−), as ``cmprsk::crr`` uses it."""
+
+    time: np.ndarray  # distinct observed times
+    at_risk: np.ndarray
+    censored: np.ndarray
+    after: np.ndarray  # G just after each time
+
+    @classmethod
+    def fit(cls, t: np.ndarray, e: np.ndarray) -> _CensoringKM:
+        tab = _event_table(t, e)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            after = np.cumprod(1.0 - tab.censored / tab.at_risk)
+        return cls(tab.time, tab.at_risk, tab.censored, after)
+
+    def before(self, x) -> np.ndarray:
+        pos = np.searchsorted(self.time, np.asarray(x, dtype=float), side="left") - 1
+        return np.where(pos >= 0, self.after[np.clip(pos, 0, None)], 1.0)
+
+
+def _fine_gray_rows(t, e, cause, X, g: _CensoringKM, max_rows: int | None = None):
+    """Counting-process data of the Fine–Gray weighted Cox fit (Geskus 2011, Biometrics 67:39–49).
+
+    Everyone has a row (0, T] with weight 1; a person with a competing event at T stays in the risk set
+    after T with weight G(t−)/G(T−) at each later event time t of the cause, one row per stretch of
+    event times over which that weight is constant (as ``survival::finegray``). None when that would be
+    more than ``max_rows`` extra rows."""
+    tk = np.unique(t[e == cause])
+    gk = g.before(tk)
+    new_group = np.r_[True, gk[1:] != gk[:-1]]
+    group = np.cumsum(new_group) - 1
+    ends = tk[np.r_[group[1:] != group[:-1], True]]
+    gval = gk[new_group]
+    comp = np.flatnonzero((e > 0) & (e != cause))
+    k0 = np.searchsorted(tk, t[comp], side="right")
+    comp, k0 = comp[k0 < len(tk)], k0[k0 < len(tk)]
+    g0 = group[k0]
+    counts = len(gval) - g0
+    if max_rows is not None and counts.sum() > max_rows:
+        return None
+    subj = np.repeat(comp, counts)
+    first = np.repeat(np.cumsum(counts) - counts, counts)
+    grp = np.repeat(g0, counts) + np.arange(counts.sum()) - first
+    is_first = grp == np.repeat(g0, counts)
+    start = np.where(is_first, t[subj], ends[np.clip(grp - 1, 0, None)])
+    n = len(t)
+    return {
+        "start": np.r_[np.zeros(n), start],
+        "stop": np.r_[t, ends[grp]],
+        "status": np.r_[(e == cause).astype(float), np.zeros(len(subj))],
+        "weight": np.r_[np.ones(n), gval[grp] / g.before(t[subj])],
+        "X": np.vstack([X, X[subj]]),
+    }
+
+
+def _fine_gray_sums(t, e, cause, X, beta, g: _CensoringKM) -> dict:
+    """Weighted risk-set sums S0, S1, S2 at each distinct event time t_k of the cause, in running sums.
+
+    Risk-set weight of person j at t_k: 1 if T_j >= t_k, G(t_k−)/G(T_j−) if j had a competing event
+    before t_k, else 0 (Fine & Gray 1999)."""
+    n, p = X.shape
+    r = np.exp(X @ beta)
+    gm = g.before(t)
+    comp = (e > 0) & (e != cause)
+    tk, dk = np.unique(t[e == cause], return_counts=True)
+    gk = g.before(tk)
+    order = np.argsort(t, kind="stable")
+    ts = t[order]
+    xs, rs = X[order], r[order]
+    # per-person terms with weight 1 (T_j >= t) and competing terms (weight / G(T_j-))
+    a = np.where(comp, r / gm, 0.0)[order]
+    zx = np.concatenate([rs[:, None], rs[:, None] * xs, (rs[:, None, None] * xs[:, :, None] * xs[:, None, :]).reshape(n, -1)], axis=1)
+    za = np.concatenate([a[:, None], a[:, None] * xs, (a[:, None, None] * xs[:, :, None] * xs[:, None, :]).reshape(n, -1)], axis=1)
+    tail = np.vstack([np.cumsum(zx[::-1], axis=0)[::-1], np.zeros((1, zx.shape[1]))])
+    head = np.vstack([np.zeros((1, za.shape[1])), np.cumsum(za, axis=0)])
+    at = np.searchsorted(ts, tk, side="left")
+    S = tail[at] + gk[:, None] * head[at]
+    S0, S1, S2 = S[:, 0], S[:, 1:1 + p], S[:, 1 + p:].reshape(-1, p, p)
+    xbar = S1 / S0[:, None]
+    info = np.einsum("k,kij->ij", dk / S0, S2) - np.einsum("k,ki,kj->ij", dk, xbar, xbar)
+    is_ev = e == cause
+    return {"r": r, "gm": gm, "comp": comp, "tk": tk, "dk": dk, "gk": gk, "ts": ts, "head": head, "S0": S0,
+            "xbar": xbar, "info": info, "is_ev": is_ev,
+            "loglik": float(X[is_ev].sum(axis=0) @ beta - dk @ np.log(S0)),
+            "score": X[is_ev].sum(axis=0) - dk @ xbar}
+
+
+def _fine_gray_newton(t, e, cause, X, g: _CensoringKM, max_iter: int = 100):
+    """Newton–Raphson on the Fine–Gray partial likelihood from the running sums (O(n log n) per step;
+    used when the counting-process data would be too large), halving steps that lower the likelihood."""
+    beta = np.zeros(X.shape[1])
+    cur = _fine_gray_sums(t, e, cause, X, beta, g)
+    for _ in range(max_iter):
+        try:
+            step = np.linalg.solve(cur["info"], cur["score"])
+        except np.linalg.LinAlgError:
+            return None
+        for _half in range(30):
+            new = _fine_gray_sums(t, e, cause, X, beta + step, g)
+            if np.isfinite(new["loglik"]) and new["loglik"] >= cur["loglik"] - 1e-12 * abs(cur["loglik"]):
+                break
+            step = step / 2
+        beta, cur = beta + step, new
+        if np.max(np.abs(step)) < 1e-10 * max(1.0, np.max(np.abs(beta))):
+            return beta
+    return None
+
+
+def _fine_gray_variance(t, e, cause, X, beta, g: _CensoringKM):
+    """Fine & Gray's (1999, JASA 94:496–509, sec. 4) sandwich covariance I⁻¹ Σ(ηᵢ+ψᵢ)(ηᵢ+ψᵢ)' I⁻¹,
+    with ψᵢ the term for the estimated censoring distribution, written in running sums (O(n log n)) from
+    the nested loops of ``cmprsk``'s ``crrvv``; also the Breslow baseline jumps d_k / S0_k."""
+    p = X.shape[1]
+    f = _fine_gray_sums(t, e, cause, X, beta, g)
+    r, gm, comp, tk, dk, gk = f["r"], f["gm"], f["comp"], f["tk"], f["dk"], f["gk"]
+    ts, head, S0, xbar, info, is_ev = f["ts"], f["head"], f["S0"], f["xbar"], f["info"], f["is_ev"]
+    A0, A1 = dk / S0, dk[:, None] * xbar / S0[:, None]
+    cum0, cum1 = np.r_[0.0, np.cumsum(A0)], np.vstack([np.zeros((1, p)), np.cumsum(A1, axis=0)])
+    tot0, tot1 = np.r_[0.0, np.cumsum(gk * A0)], np.vstack([np.zeros((1, p)), np.cumsum(gk[:, None] * A1, axis=0)])
+    pos = np.searchsorted(tk, t, side="right")  # number of event times <= T_i
+    eta = -r[:, None] * (X * cum0[pos][:, None] - cum1[pos])
+    tail0, tail1 = tot0[-1] - tot0[pos], tot1[-1] - tot1[pos]  # event times > T_i, times G(t_k-)
+    eta -= np.where(comp, r / gm, 0.0)[:, None] * (X * tail0[:, None] - tail1)
+    eta[is_ev] += X[is_ev] - xbar[np.searchsorted(tk, t[is_ev])]
+    # psi: the censoring martingale term, q(u)/Y(u) dM^c(u)
+    cens = g.censored > 0
+    u, yu, cu = g.time[cens], g.at_risk[cens].astype(float), g.censored[cens].astype(float)
+    ku = np.searchsorted(tk, u, side="left")  # event times >= u
+    R0, R1 = tot0[-1] - tot0[ku], tot1[-1] - tot1[ku]
+    ju = np.searchsorted(ts, u, side="left")  # competing events strictly before u
+    C0, C1 = head[ju, 0], head[ju, 1:1 + p]
+    q = C1 * R0[:, None] - C0[:, None] * R1
+    M = np.cumsum(cu[:, None] * q / yu[:, None] ** 2, axis=0)
+    iu = np.searchsorted(u, t, side="right") - 1  # last censoring time <= T_i
+    psi = -np.where(iu[:, None] >= 0, M[np.clip(iu, 0, None)], 0.0)
+    is_c = e == 0
+    ic = np.searchsorted(u, t[is_c])
+    psi[is_c] += q[ic] / yu[ic][:, None]
+    score = eta + psi
+    inv = np.linalg.inv(info)
+    return inv @ (score.T @ score) @ inv, tk, dk / S0
+
+
+def _fit_fine_gray_rows(rows: dict):
+    """Weighted Cox fit (Breslow ties) of the counting-process rows with statsmodels PHReg: (beta, results),
+    or (None, why) when it does not converge."""
+    from statsmodels.duration.hazard_regression import PHReg
+
+    # PHReg counts a row at risk at t when entry <= t; the rows are (start, stop], so entry is moved just
+    # past start (and all times by 1, so that entry > 0 also when a duration is 0)
+    entry = np.nextafter(rows["start"] + 1.0, np.inf)
+    fit_model = PHReg(rows["stop"] + 1.0, rows["X"], status=rows["status"], entry=entry,
+                      offset=np.log(rows["weight"]), ties="breslow")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            res = fit_model.fit(method="newton", maxiter=200, gtol=1e-10)
+        except np.linalg.LinAlgError as err:
+            return None, str(err)
+    beta = np.asarray(res.params, dtype=float)
+    if not _phreg_converged(fit_model, beta):
+        return None, "Newton-Raphson, 200 iterations"
+    return beta, res
+
+
+def fine_gray(
+    data: pd.DataFrame,
+    *,
+    duration: str,
+    event: str,
+    covariates: Sequence[str],
+    event_of_interest: int = 1,
+    reference: dict | None = None,
+    conf_level: float = 0.95,
+    max_rows: int | None = 2_000_000,
+) -> FineGrayModel:
+    """Fine–Gray subdistribution-hazard regression for competing risks (Fine & Gray 1999, JASA 94:496–509).
+
+    The subdistribution hazard of cause ``event_of_interest`` is modelled as λ₁(t|z) = λ₀(t) exp(β'z);
+    persons with a competing event stay in the risk set with inverse-probability-of-censoring weights.
+    The fit is the weighted Cox partial likelihood in counting-process form (Geskus 2011, Biometrics
+    67:39–49; as R's ``survival::finegray`` + ``coxph``), here with statsmodels ``PHReg`` (the weights
+    enter as offsets log w: only persons with weight 1 have events, so the likelihood is the same) and
+    Breslow ties, as ``cmprsk::crr``. Standard errors are Fine and Gray's sandwich variance, which
+    includes the variability of the estimated censoring distribution (as ``crr``; the robust variance
+    of the weighted Cox fit omits it). Against ``cmprsk::crr`` on ``survival::mgus2`` (progression vs
+    death) coefficients, standard errors and predicted cumulative incidence agree to 1e-6 relative
+    (``tests/reference/cox_finegray.R``, ``tests/test_fine_gray.py``).
+
+    Covariates are time-fixed; categorical ones are dummy-coded against ``reference[var]`` (default: the
+    first category / alphabetically first level), as :func:`cox`. ``event`` is coded 0 = censored,
+    1, 2, … = causes; every code other than 0 and ``event_of_interest`` is a competing event. One
+    censoring distribution for everybody (``crr`` without ``cengroup``).
+
+    The counting-process data have one row per person plus, for each person with a competing event, one
+    row per later stretch of event times with a constant weight: on the order of (competing events) x
+    (distinct event times), tens of millions of rows for a national cohort followed in days. Beyond
+    ``max_rows`` extra rows the same partial likelihood is maximised by Newton–Raphson directly from
+    running sums over the sorted data (O(n log n) a step, no expansion; ``.engine == "running sums"``);
+    the two agree to 1e-9 on mgus2 (``tests/test_fine_gray.py``). ``max_rows=None`` always expands.
+
+    A model that cannot be estimated (no events of interest, a covariate level without them, no
+    convergence) does not raise: ``reason`` is set and ``.summary`` has NaN rows with that reason.
+    Returns a :class:`FineGrayModel` (``.summary``, ``.predict_cif(profiles, times)``, ``.plot()``).
+    """
+    covariates = list(covariates)
+    _check_columns(data, [duration, event, *covariates])
+    if not covariates:
+        raise ValueError("give at least one covariate")
+    cause = int(event_of_interest)
+    if cause <= 0:
+        raise ValueError(f"event_of_interest must be a cause code >= 1 (0 means censored), got {event_of_interest!r}")
+    _z(conf_level)
+    t, e = _checked_arrays(data, duration, event)
+    Xdf, references, term_map = _design(data, covariates, reference)
+    constant = [c for c in Xdf.columns if Xdf[c].nunique() < 2]
+    if Xdf.shape[1] == 0 or constant:
+        raise ValueError(f"design columns {constant or covariates} are constant; drop those covariates or levels")
+    levels = {v: [references[v]] + [lv for (var, lv) in term_map.values() if var == v] for v in references}
+    model = FineGrayModel(duration=duration, event=event, covariates=covariates, event_of_interest=cause,
+                          conf_level=conf_level, references=references, term_map=term_map, levels=levels,
+                          n=len(t), n_events=int((e == cause).sum()))
+    model.reason = _not_estimable(Xdf, e == cause, term_map, f"event {cause}")
+    if model.reason is not None:
+        return model
+    X = Xdf.to_numpy(dtype=float)
+    g = _CensoringKM.fit(t, e)
+    rows = _fine_gray_rows(t, e, cause, X, g, max_rows)
+    if rows is None:
+        beta, res, model.engine = _fine_gray_newton(t, e, cause, X, g), None, "running sums"
+        if beta is None:
+            model.reason = "the Fine-Gray fit did not converge (Newton-Raphson, 100 iterations)"
+            return model
+    else:
+        beta, res = _fit_fine_gray_rows(rows)
+        if beta is None:
+            model.reason = f"the Fine-Gray fit did not converge ({res})"
+            return model
+    cov, tk, jumps = _fine_gray_variance(t, e, cause, X, beta, g)
+    if not np.isfinite(cov).all():
+        model.reason = "the Fine-Gray variance is not finite: the model cannot be estimated"
+        return model
+    model.fitter, model.coef, model.cov = res, pd.Series(beta, index=list(Xdf.columns)), cov
+    model.baseline = pd.DataFrame({"time": tk, "cumulative_hazard": np.cumsum(jumps)})
+    return model
 
 
 # ------------------------------------------------------------------------------------------------

@@ -54,12 +54,12 @@ Everything is deterministic given ``seed`` (numpy ``Generator(PCG64)`` streams p
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
-import os
-import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,8 +71,8 @@ from scipy.special import ndtri
 
 from lumbarstats import __version__
 from lumbarstats import dictionary as _dictionary
+from lumbarstats import io as _io
 from lumbarstats import reference as _reference
-from lumbarstats.io import sql_literal
 
 __all__ = ["generate", "summarize", "SynthConfig", "expected_standardized_rates", "TABLE_FILES"]
 
@@ -136,14 +136,28 @@ def _config_dict(cfg: SynthConfig) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()}
 
 
-def _atomic_replace_dir(tmp: Path, final: Path) -> None:
-    if final.exists():
-        backup = final.with_name(final.name + ".old-" + str(os.getpid()))
-        os.replace(final, backup)
-        os.replace(tmp, final)
-        shutil.rmtree(backup, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
+REGISTER_KIND = "register"
+
+
+def is_synthetic_register(folder: Path) -> bool:
+    """A folder written by :func:`generate` (also by versions before the folder marker existed)."""
+    meta = Path(folder) / "metadata.json"
+    try:
+        return meta.is_file() and json.loads(meta.read_text(encoding="utf-8")).get("generator") == "lumbarstats.synth"
+    except (OSError, ValueError):
+        return False
+
+
+def _same_register(out: Path, seed: int, scale: float, cfg: SynthConfig) -> bool:
+    """``out`` holds a complete register of this seed, scale, version and configuration."""
+    if not is_synthetic_register(out):
+        return False
+    marker = _io.read_marker(out)
+    if marker is not None and marker.get("state", "complete") != "complete":
+        return False  # an interrupted install
+    meta = json.loads((out / "metadata.json").read_text(encoding="utf-8"))
+    return (meta.get("seed") == seed and meta.get("scale") == scale and meta.get("version") == __version__
+            and meta.get("config") == _config_dict(cfg))
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,22 +333,24 @@ class _PopulationSimulator:
         return persons, present_by_year
 
 
-def _covariates(persons: dict, idx: np.ndarray, year: int, rng: np.random.Generator) -> dict:
-    """Covariates of population year `year` (as of 31 Dec year-1) for persons idx."""
+def _covariates(persons: dict, idx: np.ndarray, year: int, noise: np.ndarray) -> dict:
+    """Covariates of population year `year` (as of 31 Dec year-1) for persons idx; ``noise`` is the
+    year's standard normal draw for the employment latent (one value per person in idx)."""
     age = ((year - 1) - persons["birth_year"][idx].astype(np.int32)).astype(np.int16)
     region_idx = persons["region"][idx]
     birth = persons["birth_year"][idx].astype(int)
     # education (fixed per person; unknown more often for immigrants)
     # thresholds per (birth cohort, region) combination, looked up per person
     combo = (birth - 1800) * 5 + region_idx
-    uniq, inv = np.unique(combo, return_inverse=True)
-    th = _thresholds(_edu_probs(uniq // 5 + 1800, uniq % 5))
-    edu = _categorize(persons["z_edu"][idx], th[inv])
+    lo = int(combo.min()) if len(combo) else 0
+    every = np.arange(lo, int(combo.max()) + 1 if len(combo) else lo)  # a table lookup, no sort
+    th = _thresholds(_edu_probs(every // 5 + 1800, every % 5))
+    edu = _categorize(persons["z_edu"][idx], th[combo - lo])
     unknown = persons["u_unknown_edu"][idx] < np.where(persons["immigrant"][idx], 0.15, 0.012)
     edu = np.where(unknown, 4, edu).astype(np.int8)
     # employment: persistent latent + yearly noise; short education shifts towards weak attachment
     shift = np.array([0.35, 0.05, -0.2, -0.35, 0.1], dtype=np.float32)[edu]
-    z = 0.92 * persons["z_emp"][idx] + 0.39 * rng.standard_normal(len(idx)).astype(np.float32) + shift
+    z = 0.92 * persons["z_emp"][idx] + 0.39 * noise + shift
     z = z / np.sqrt(1 + shift.var())
     ages = np.arange(0, 121)
     emp = _categorize(z, _thresholds(_emp_probs(ages))[age])
@@ -643,6 +659,74 @@ def _dict_array(codes_idx: np.ndarray, labels: list[str]) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(idx, pa.array(labels))
 
 
+def _yearly_covariates(persons: dict, present: list, years: list, seed: int, dd) -> tuple[dict, pd.DataFrame]:
+    """Covariates of every population year (adults only) and the cell table the calibration uses.
+
+    The years are computed in two threads (numpy releases the GIL in its array loops); the random
+    draws are made first, in year order from one stream, so the result does not depend on the threads.
+    """
+    cov_rng = _rng(seed, "covariates")
+    noises = [cov_rng.standard_normal(len(idx)).astype(np.float32) for idx in present]
+    cutpoints = dd.cci_cutpoints()
+
+    def one_year(args):
+        year, idx, noise = args
+        cov = _covariates(persons, idx, year, noise)
+        keep = cov["age"] >= dd.spec["adult_min_age"]
+        cov = {k: v[keep] for k, v in cov.items()}
+        cov["idx"] = idx[keep]
+        cov["age_band"] = _age_band_idx(cov["age"])
+        cov["cci_cat"] = _cci_cat_idx(cov["cci"], cutpoints)
+        return year, cov, _calibration_cells(cov, year, dd)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(one_year, zip(years, present, noises, strict=True)))
+    cov_by_year = {year: cov for year, cov, _ in results}
+    return cov_by_year, pd.concat([cells for _, _, cells in results], ignore_index=True)
+
+
+def _calibration_cells(cov: dict, year: int, dd) -> pd.DataFrame:
+    """Person counts of one year by region x age band x sex x education x employment x industry x CCI
+    category x working age x profile age group (the cells the rate model is raked over)."""
+    ind = np.where(cov["ind"] < 0, 19, cov["ind"])
+    working = (cov["age"] >= dd.working_age[0]) & (cov["age"] <= dd.working_age[1])
+    agep = np.searchsorted(_PROFILE_AGE_EDGES, cov["age"], side="right") - 1
+    dims = (5, 7, 2, 5, 6, 20, 4, 2, 3)
+    key = np.ravel_multi_index(
+        (cov["region_idx"], cov["age_band"], cov["sex"], cov["edu"], cov["emp"], ind, cov["cci_cat"], working,
+         agep), dims)
+    cnt = np.bincount(key)
+    nz = np.flatnonzero(cnt)
+    parts = np.unravel_index(nz, dims)
+    frame = pd.DataFrame({
+        "region": parts[0], "year": year, "age_band": parts[1], "sex": parts[2], "edu": parts[3],
+        "emp": parts[4], "ind": parts[5], "cci_cat": parts[6], "working": parts[7].astype(bool),
+        "pop": cnt[nz].astype(float)})
+    # a representative age of the profile age group is enough to place the cell's profile
+    frame["profile"] = _profile_key(parts[2], np.array([18, 35, 66])[parts[8]], parts[4], parts[3], parts[6])
+    return frame
+
+
+def _calibrate(dd, cells: pd.DataFrame, std: np.ndarray, years: list, n_regions: int,
+               cfg: SynthConfig) -> tuple[_RateModel, dict]:
+    """Solve the rate model: base rates to the published tables 1-2 (exactly, in expectation), group
+    factors raked to tables 5.3-5.4 and profile factors to table 4.1. Returns (model, published)."""
+    published = {}
+    for m, name in (("MR", "table1_mr_annual_standardized"), ("XRAY", "table2_xray_annual_standardized")):
+        tab = _reference.load(name).set_index("region").loc[list(dd.region_names().values())]
+        published[m] = tab[[str(y) for y in years]].to_numpy(float) / 1000.0
+    model = _RateModel(cells, std, years, n_regions)
+    targets = _group_targets(dd, _reference.load("table5_3_5_4_groups_by_region"), {})
+    ptargets = _profile_targets(dd, _reference.load("table4_1_top_profiles"))
+    for _ in range(cfg.rake_outer):
+        model.solve_base(published)
+        for _ in range(cfg.rake_sweeps):
+            model.rake(targets, (2021, 2023))
+            model.rake_profiles(ptargets, (2021, 2023))
+    model.solve_base(published)
+    return model, published
+
+
 def generate(out_dir, *, scale: float = 1.0, seed: int = 2024, force: bool = False,
              config: SynthConfig | None = None, verbose: bool = True) -> Path:
     """Generate the synthetic register into ``out_dir`` (atomically; skipped if already there).
@@ -654,24 +738,22 @@ def generate(out_dir, *, scale: float = 1.0, seed: int = 2024, force: bool = Fal
     scale : fraction of the Danish adult population (1.0 ≈ 4.7 million adults a year, 47 million
         person-years, 1.5 million public examinations; 0.01 for tests).
     seed : the same seed and scale give identical files.
-    force : regenerate even if ``out_dir`` already holds a register with the same seed and scale.
+    force : regenerate even if ``out_dir`` already holds a register with the same seed and scale, and write
+        into a non-empty folder that lumbarstats did not make. Without it such a folder is refused (nothing
+        changed). Either way only the register's own files are replaced: files the toolkit did not write
+        are never deleted (the folder marker ``.lumbarstats.json`` lists the toolkit's files).
     """
     if not (0 < scale <= 2):
         raise ValueError(f"scale must be in (0, 2], got {scale}")
     out = Path(out_dir)
     cfg = config or SynthConfig()
-    meta_path = out / "metadata.json"
-    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
-    if out.exists() and any(out.iterdir()) and meta.get("generator") != "lumbarstats.synth":
-        # the folder is replaced as a whole: never delete someone's other files
-        raise FileExistsError(f"{out} is not empty and holds no synthetic register (no metadata.json from "
-                              "lumbarstats.synth); choose an empty or new folder")
-    if meta and not force:
-        if (meta.get("seed") == seed and meta.get("scale") == scale and meta.get("version") == __version__
-                and meta.get("config") == _config_dict(cfg)):
-            if verbose:
-                print(f"synthetic register already present in {out} (seed {seed}, scale {scale}); use force=True to regenerate")
-            return out
+    # refuse a foreign folder before the (long) generation; nothing is written or deleted
+    _io.check_folder(out, REGISTER_KIND, force, is_synthetic_register)
+    if not force and _same_register(out, seed, scale, cfg):
+        if verbose:
+            print(f"synthetic register already present in {out} (seed {seed}, scale {scale}); use force=True to regenerate")
+        return out
+    _io.clean_stale_temporaries(out.parent)  # left by a killed run
     t0 = time.perf_counter()
     dd = _dictionary.load()
     years = list(range(dd.study_years[0], dd.study_years[1] + 1))
@@ -685,63 +767,15 @@ def generate(out_dir, *, scale: float = 1.0, seed: int = 2024, force: bool = Fal
     shape = 1.0 / cfg.frailty_variance
     frailty = fr_rng.gamma(shape, 1.0 / shape, n_persons).astype(np.float32)
     person_id = (np.arange(n_persons, dtype=np.int64) + 1_000_001)
-    cutpoints = dd.cci_cutpoints()
-
-    # covariates per year; the cell table for calibration
-    cov_rng = _rng(seed, "covariates")
-    cov_by_year = {}
-    cell_frames = []
-    for year, idx in zip(years, present, strict=True):
-        cov = _covariates(persons, idx, year, cov_rng)
-        keep = cov["age"] >= dd.spec["adult_min_age"]
-        cov = {k: v[keep] for k, v in cov.items()}
-        idx = idx[keep]
-        cov["idx"] = idx
-        cov["age_band"] = _age_band_idx(cov["age"])
-        cov["cci_cat"] = _cci_cat_idx(cov["cci"], cutpoints)
-        cov_by_year[year] = cov
-        ind = np.where(cov["ind"] < 0, 19, cov["ind"])
-        working = (cov["age"] >= dd.working_age[0]) & (cov["age"] <= dd.working_age[1])
-        agep = np.searchsorted(_PROFILE_AGE_EDGES, cov["age"], side="right") - 1
-        dims = (5, 7, 2, 5, 6, 20, 4, 2, 3)
-        key = np.ravel_multi_index(
-            (cov["region_idx"], cov["age_band"], cov["sex"], cov["edu"], cov["emp"], ind, cov["cci_cat"], working,
-             agep), dims)
-        cnt = np.bincount(key)
-        nz = np.flatnonzero(cnt)
-        parts = np.unravel_index(nz, dims)
-        frame = pd.DataFrame({
-            "region": parts[0], "year": year, "age_band": parts[1], "sex": parts[2], "edu": parts[3],
-            "emp": parts[4], "ind": parts[5], "cci_cat": parts[6], "working": parts[7].astype(bool),
-            "pop": cnt[nz].astype(float)})
-        # a representative age of the profile age group is enough to place the cell's profile
-        frame["profile"] = _profile_key(parts[2], np.array([18, 35, 66])[parts[8]], parts[4], parts[3], parts[6])
-        cell_frames.append(frame)
-    cells = pd.concat(cell_frames, ignore_index=True)
+    cov_by_year, cells = _yearly_covariates(persons, present, years, seed, dd)
     # default standard: national adult population pooled over the study years, sex x age band
     std = np.zeros((2, 7))
     np.add.at(std, (cells["sex"].to_numpy(), cells["age_band"].to_numpy()), cells["pop"].to_numpy())
     t_pop = time.perf_counter()
-
-    # calibration
-    published = {}
-    for m, name in (("MR", "table1_mr_annual_standardized"), ("XRAY", "table2_xray_annual_standardized")):
-        tab = _reference.load(name).set_index("region").loc[list(dd.region_names().values())]
-        published[m] = tab[[str(y) for y in years]].to_numpy(float) / 1000.0
-    model = _RateModel(cells, std, years, len(region_codes))
-    targets = _group_targets(dd, _reference.load("table5_3_5_4_groups_by_region"), {})
-    ptargets = _profile_targets(dd, _reference.load("table4_1_top_profiles"))
-    for _ in range(cfg.rake_outer):
-        model.solve_base(published)
-        for _ in range(cfg.rake_sweeps):
-            model.rake(targets, (2021, 2023))
-            model.rake_profiles(ptargets, (2021, 2023))
-    model.solve_base(published)
+    model, published = _calibrate(dd, cells, std, years, len(region_codes), cfg)
     t_cal = time.perf_counter()
 
-    tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    tmp = _io.staging_dir(out, REGISTER_KIND)
     (tmp / "model").mkdir(parents=True)
     try:
         counts = _write_tables(tmp, dd, cfg, seed, years, persons, person_id, frailty, cov_by_year, model,
@@ -754,11 +788,14 @@ def generate(out_dir, *, scale: float = 1.0, seed: int = 2024, force: bool = Fal
             "config": _config_dict(cfg),
             "standard": "national adult population pooled over the study years by sex x age band (model/standard.csv)",
         }
-        (tmp / "metadata.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_replace_dir(tmp, out)
+        _io.write_text(json.dumps(meta, indent=2), tmp / "metadata.json")
+        # only the toolkit's own files are replaced; metadata.json moves last, so that an interrupted
+        # install is never taken for a complete register
+        _io.install_staged(tmp, out, REGISTER_KIND, force=force, recognise=is_synthetic_register,
+                           last=("metadata.json",))
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            _io.remove_owned_tree(tmp)
         raise
     if verbose:
         print(f"synthetic register: {counts['population']:,} person-years, {counts['examinations']:,} examinations "
@@ -810,139 +847,187 @@ def _write_model(folder: Path, dd, model: _RateModel, std, years, region_codes, 
                   for i, s in enumerate(["M", "F"]) for a in range(7)]).to_csv(folder / "standard.csv", index=False)
 
 
+_POPULATION_SCHEMA = pa.schema([
+    ("person_id", pa.int64()), ("year", pa.int16()), ("region", pa.int16()),
+    ("sex", pa.dictionary(pa.int32(), pa.string())), ("age", pa.int16()),
+    ("education", pa.dictionary(pa.int32(), pa.string())), ("employment", pa.dictionary(pa.int32(), pa.string())),
+    ("industry", pa.dictionary(pa.int32(), pa.string())), ("cci", pa.int16()),
+])
+_IND_LABELS = [f"{i:02d}" for i in range(1, 20)]
+
+
 def _write_tables(tmp: Path, dd, cfg: SynthConfig, seed, years, persons, person_id, frailty, cov_by_year,
                   model: _RateModel, region_codes) -> dict:
-    edu_labels, emp_labels = _EDU, _EMP
-    ind_labels = [f"{i:02d}" for i in range(1, 20)]
-    schema = pa.schema([
-        ("person_id", pa.int64()), ("year", pa.int16()), ("region", pa.int16()),
-        ("sex", pa.dictionary(pa.int32(), pa.string())), ("age", pa.int16()),
-        ("education", pa.dictionary(pa.int32(), pa.string())), ("employment", pa.dictionary(pa.int32(), pa.string())),
-        ("industry", pa.dictionary(pa.int32(), pa.string())), ("cci", pa.int16()),
-    ])
+    """Write population (year by year), examinations, surgery and exits; returns the row counts.
+
+    The population Parquet of a year is compressed and written in a background thread while the next
+    year's examinations are drawn (pyarrow releases the GIL), which hides most of the writing time.
+    The random streams are drawn in the same order as before, so a seed gives the same files.
+    """
     ex_rng = _rng(seed, "examinations")
-    exams = []   # (person_idx, day, modality_idx, payer_idx, episode_id)
-    episodes = []  # (person_idx, day, kind) kind 0 MR-single, 1 XRAY-single, 2 both
-    n_pop = 0
+    exams: list[np.ndarray] = []     # rows (person_idx, day, modality_idx, payer_idx)
+    episodes: list[np.ndarray] = []  # rows (person_idx, day, kind) kind 0 MR-single, 1 XRAY-single, 2 both
     pop_idx_by_year = {}
-    with pq.ParquetWriter(tmp / TABLE_FILES["population"], schema, compression="zstd") as writer:
+    with pq.ParquetWriter(tmp / TABLE_FILES["population"], _POPULATION_SCHEMA, compression="zstd") as writer, \
+            ThreadPoolExecutor(max_workers=1) as background:
+        pending = None
         for j, year in enumerate(years):
             cov = cov_by_year.pop(year)
-            idx = cov["idx"]
-            pop_idx_by_year[year] = idx.astype(np.int32)
-            n = len(idx)
-            n_pop += n
-            ind = cov["ind"]
-            table = pa.table({
-                "person_id": pa.array(person_id[idx]),
-                "year": pa.array(np.full(n, year, np.int16)),
-                "region": pa.array(region_codes[cov["region_idx"]].astype(np.int16)),
-                "sex": _dict_array(cov["sex"].astype(np.int32), ["M", "F"]),
-                "age": pa.array(cov["age"]),
-                "education": _dict_array(cov["edu"].astype(np.int32), edu_labels),
-                "employment": _dict_array(cov["emp"].astype(np.int32), emp_labels),
-                "industry": _dict_array(ind.astype(np.int32), ind_labels),
-                "cci": pa.array(cov["cci"]),
-            }, schema=schema)
-            writer.write_table(table, row_group_size=2_000_000)
-            # -- examinations of this year
-            r = cov["region_idx"]
-            ind20 = np.where(ind < 0, 19, ind)
-            pkey = _profile_key(cov["sex"], cov["age"], cov["emp"], cov["edu"], cov["cci_cat"])
-            lam = {}
-            for m in MODALITIES:
-                f = model.factors[m]
-                lam[m] = (model.base[m][r, j] * f["age_band"][r, cov["age_band"]] * f["sex"][r, cov["sex"]]
-                          * f["edu"][r, cov["edu"]] * f["emp"][r, cov["emp"]] * f["ind"][r, ind20]
-                          * f["cci_cat"][r, cov["cci_cat"]] * model.profile[m][np.where(pkey < 0, 360, pkey)])
-            fr = frailty[idx]
-            last = persons["exit_day"][idx].astype(np.int64)
-            start, end = _year_bounds(year)
-            last = np.where((last >= start) & (last <= end), last - 1, end)
-            # combined X-ray+MR episodes and single-modality episodes; expected count = lam
-            hm = 2 * lam["MR"] * lam["XRAY"] / np.maximum(lam["MR"] + lam["XRAY"], 1e-300)
-            b = cfg.both_share * hm
-            s_mr = np.maximum(lam["MR"] - b * (1 + cfg.repeat_both), 0) / (1 + cfg.repeat_single_mr)
-            s_x = np.maximum(lam["XRAY"] - b * (1 + cfg.repeat_both), 0) / (1 + cfg.repeat_single_xray)
-            stratum = (r.astype(np.int64) * 2 + cov["sex"]) * 7 + cov["age_band"]
-            order = np.argsort(stratum, kind="stable")
-            for kind, rate in ((0, s_mr), (1, s_x), (2, b)):
-                who = _conditional_poisson(ex_rng, rate, fr, stratum, order, 5 * 2 * 7)
-                if len(who) == 0:
-                    continue
-                d0 = _draw_dates(ex_rng, len(who), year, last[who])
-                pidx = idx[who]
-                episodes.append(np.stack([pidx, d0, np.full(len(who), kind)], axis=1))
-                rep = cfg.repeat_both if kind == 2 else cfg.repeat_single_mr if kind == 0 else cfg.repeat_single_xray
-                mods = [0] if kind == 0 else [1] if kind == 1 else [1, 0]  # X-ray first in combined episodes
-                for mi, mod in enumerate(mods):
-                    base_day = d0 if mi == 0 else _shift_within(d0, ex_rng.integers(0, 45, len(who)), start, last[who])
-                    exams.append(np.stack([pidx, base_day, np.full(len(who), mod), np.zeros(len(who))], axis=1))
-                    extra = ex_rng.poisson(rep, len(who))
-                    w2 = np.repeat(np.arange(len(who)), extra)
-                    if len(w2):
-                        dd2 = _shift_within(base_day[w2], ex_rng.integers(7, 150, len(w2)), start, last[who][w2])
-                        exams.append(np.stack([pidx[w2], dd2, np.full(len(w2), mod), np.zeros(len(w2))], axis=1))
-            # privately paid and other-payer examinations (not counted in the rates)
-            t = j / max(len(years) - 1, 1)
-            for mod, (lo, hi) in ((0, cfg.private_mr), (1, cfg.private_xray)):
-                p_rate = lam[MODALITIES[mod]] * (lo + (hi - lo) * t)
-                for payer, rate in ((1, p_rate), (2, lam[MODALITIES[mod]] * cfg.other_payer)):
-                    k = ex_rng.poisson(rate * fr)
-                    who = np.repeat(np.arange(n), k)
-                    if len(who):
-                        d = _draw_dates(ex_rng, len(who), year, last[who])
-                        exams.append(np.stack([idx[who], d, np.full(len(who), mod), np.full(len(who), payer)], axis=1))
-            # CT
-            k = ex_rng.poisson(lam["XRAY"] * cfg.ct_per_xray * fr)
+            pop_idx_by_year[year] = cov["idx"].astype(np.int32)
+            table = _population_table(cov, year, person_id, region_codes)
+            if pending is not None:
+                pending.result()  # one write at a time, in year order
+            pending = background.submit(writer.write_table, table, row_group_size=2_000_000)
+            _draw_year_exams(ex_rng, cfg, model, cov, j, year, len(years), persons, frailty, exams, episodes)
+            del cov, table
+        if pending is not None:
+            pending.result()
+    ex = _write_examinations(tmp, dd, exams, person_id)
+    surg = _write_surgery(tmp, dd, seed, cfg, np.concatenate(episodes), persons, years, pop_idx_by_year, person_id)
+    n_exits = _write_exits(tmp, persons, years, person_id)
+    public = ex[:, 3] == 0
+    return {"population": int(sum(len(v) for v in pop_idx_by_year.values())), "examinations": int(len(ex)),
+            "public_mr": int(((ex[:, 2] == 0) & public).sum()), "public_xray": int(((ex[:, 2] == 1) & public).sum()),
+            "surgery": int(len(surg)), "exits": n_exits}
+
+
+def _population_table(cov: dict, year: int, person_id: np.ndarray, region_codes: np.ndarray) -> pa.Table:
+    """One year's population rows as an Arrow table (codes as dictionary columns)."""
+    idx, n = cov["idx"], len(cov["idx"])
+    return pa.table({
+        "person_id": pa.array(person_id[idx]),
+        "year": pa.array(np.full(n, year, np.int16)),
+        "region": pa.array(region_codes[cov["region_idx"]].astype(np.int16)),
+        "sex": _dict_array(cov["sex"].astype(np.int32), ["M", "F"]),
+        "age": pa.array(cov["age"]),
+        "education": _dict_array(cov["edu"].astype(np.int32), _EDU),
+        "employment": _dict_array(cov["emp"].astype(np.int32), _EMP),
+        "industry": _dict_array(cov["ind"].astype(np.int32), _IND_LABELS),
+        "cci": pa.array(cov["cci"]),
+    }, schema=_POPULATION_SCHEMA)
+
+
+def _expected_rates(model: _RateModel, cov: dict, j: int) -> dict[str, np.ndarray]:
+    """Each person's expected number of public examinations per modality in year index ``j``."""
+    r = cov["region_idx"]
+    ind20 = np.where(cov["ind"] < 0, 19, cov["ind"])
+    pkey = _profile_key(cov["sex"], cov["age"], cov["emp"], cov["edu"], cov["cci_cat"])
+    lam = {}
+    for m in MODALITIES:
+        f = model.factors[m]
+        lam[m] = (model.base[m][r, j] * f["age_band"][r, cov["age_band"]] * f["sex"][r, cov["sex"]]
+                  * f["edu"][r, cov["edu"]] * f["emp"][r, cov["emp"]] * f["ind"][r, ind20]
+                  * f["cci_cat"][r, cov["cci_cat"]] * model.profile[m][np.where(pkey < 0, 360, pkey)])
+    return lam
+
+
+def _draw_year_exams(ex_rng, cfg: SynthConfig, model: _RateModel, cov: dict, j: int, year: int, n_years: int,
+                     persons: dict, frailty: np.ndarray, exams: list, episodes: list) -> None:
+    """Draw one year's examinations (public episodes, private/other payers, CT) into ``exams``."""
+    idx = cov["idx"]
+    lam = _expected_rates(model, cov, j)
+    fr = frailty[idx]
+    last = persons["exit_day"][idx].astype(np.int64)
+    start, end = _year_bounds(year)
+    last = np.where((last >= start) & (last <= end), last - 1, end)
+    stratum = (cov["region_idx"].astype(np.int64) * 2 + cov["sex"]) * 7 + cov["age_band"]
+    _draw_public_episodes(ex_rng, cfg, lam, fr, stratum, idx, year, start, last, exams, episodes)
+    _draw_other_exams(ex_rng, cfg, lam, fr, idx, year, last, j / max(n_years - 1, 1), exams)
+
+
+def _draw_public_episodes(ex_rng, cfg: SynthConfig, lam: dict, fr, stratum, idx, year, start, last,
+                          exams: list, episodes: list) -> None:
+    """Combined X-ray+MR episodes and single-modality episodes with repeats; expected count = lam."""
+    hm = 2 * lam["MR"] * lam["XRAY"] / np.maximum(lam["MR"] + lam["XRAY"], 1e-300)
+    b = cfg.both_share * hm
+    s_mr = np.maximum(lam["MR"] - b * (1 + cfg.repeat_both), 0) / (1 + cfg.repeat_single_mr)
+    s_x = np.maximum(lam["XRAY"] - b * (1 + cfg.repeat_both), 0) / (1 + cfg.repeat_single_xray)
+    order = np.argsort(stratum, kind="stable")
+    for kind, rate in ((0, s_mr), (1, s_x), (2, b)):
+        who = _conditional_poisson(ex_rng, rate, fr, stratum, order, 5 * 2 * 7)
+        if len(who) == 0:
+            continue
+        d0 = _draw_dates(ex_rng, len(who), year, last[who])
+        pidx = idx[who]
+        episodes.append(np.stack([pidx, d0, np.full(len(who), kind)], axis=1))
+        rep = cfg.repeat_both if kind == 2 else cfg.repeat_single_mr if kind == 0 else cfg.repeat_single_xray
+        mods = [0] if kind == 0 else [1] if kind == 1 else [1, 0]  # X-ray first in combined episodes
+        for mi, mod in enumerate(mods):
+            base_day = d0 if mi == 0 else _shift_within(d0, ex_rng.integers(0, 45, len(who)), start, last[who])
+            exams.append(np.stack([pidx, base_day, np.full(len(who), mod), np.zeros(len(who))], axis=1))
+            extra = ex_rng.poisson(rep, len(who))
+            w2 = np.repeat(np.arange(len(who)), extra)
+            if len(w2):
+                dd2 = _shift_within(base_day[w2], ex_rng.integers(7, 150, len(w2)), start, last[who][w2])
+                exams.append(np.stack([pidx[w2], dd2, np.full(len(w2), mod), np.zeros(len(w2))], axis=1))
+
+
+def _draw_other_exams(ex_rng, cfg: SynthConfig, lam: dict, fr, idx, year, last, t: float, exams: list) -> None:
+    """Privately paid and other-payer examinations (not counted in the rates), and CT; ``t`` is the
+    position of the year in the study period (0 to 1) for the growing private share."""
+    n = len(idx)
+    for mod, (lo, hi) in ((0, cfg.private_mr), (1, cfg.private_xray)):
+        p_rate = lam[MODALITIES[mod]] * (lo + (hi - lo) * t)
+        for payer, rate in ((1, p_rate), (2, lam[MODALITIES[mod]] * cfg.other_payer)):
+            k = ex_rng.poisson(rate * fr)
             who = np.repeat(np.arange(n), k)
             if len(who):
                 d = _draw_dates(ex_rng, len(who), year, last[who])
-                exams.append(np.stack([idx[who], d, np.full(len(who), 2), np.zeros(len(who))], axis=1))
-            del cov
+                exams.append(np.stack([idx[who], d, np.full(len(who), mod), np.full(len(who), payer)], axis=1))
+    k = ex_rng.poisson(lam["XRAY"] * cfg.ct_per_xray * fr)
+    who = np.repeat(np.arange(n), k)
+    if len(who):
+        d = _draw_dates(ex_rng, len(who), year, last[who])
+        exams.append(np.stack([idx[who], d, np.full(len(who), 2), np.zeros(len(who))], axis=1))
+
+
+def _write_examinations(tmp: Path, dd, exams: list, person_id: np.ndarray) -> np.ndarray:
+    """Sort by person, date and modality and write ``examinations.parquet``; returns the rows."""
     ex = np.concatenate(exams).astype(np.int64)
-    order = np.lexsort((ex[:, 2], ex[:, 1], ex[:, 0]))
-    ex = ex[order]
+    ex = ex[np.lexsort((ex[:, 2], ex[:, 1], ex[:, 0]))]
     mod_labels = ["MR", "XRAY", "CT"]
     code_labels = [dd.counted_procedure_codes()[m][0] for m in mod_labels]
-    payer_labels = ["public", "private", "other"]
     exam_table = pa.table({
         "person_id": pa.array(person_id[ex[:, 0]]),
         "date": pa.array(ex[:, 1].astype("datetime64[D]")),
         "modality": _dict_array(ex[:, 2].astype(np.int32), mod_labels),
         "procedure_code": _dict_array(ex[:, 2].astype(np.int32), code_labels),
-        "payer": _dict_array(ex[:, 3].astype(np.int32), payer_labels),
+        "payer": _dict_array(ex[:, 3].astype(np.int32), ["public", "private", "other"]),
     })
     pq.write_table(exam_table, tmp / TABLE_FILES["examinations"], compression="zstd")
-    # -- surgery after imaging episodes (and a small background rate)
-    surg = _surgery(seed, cfg, dd, np.concatenate(episodes), persons, years, pop_idx_by_year)
+    return ex
+
+
+def _write_surgery(tmp: Path, dd, seed, cfg: SynthConfig, episodes: np.ndarray, persons, years, pop_idx_by_year,
+                   person_id: np.ndarray) -> np.ndarray:
+    """Surgery after imaging episodes (and a small background rate) with common lumbar codes."""
+    surg = _surgery(seed, cfg, dd, episodes, persons, years, pop_idx_by_year)
     sc = dd.lumbar_surgery_codes()
     common = [c for c in ("KABC16", "KABC56", "KNAG74", "KABC36", "KNAG44", "KABC26") if c in sc]
-    s_rng = _rng(seed, "surgery-codes")
-    code_idx = s_rng.choice(len(common), size=len(surg), p=np.array([0.35, 0.25, 0.15, 0.1, 0.1, 0.05])[:len(common)] /
-                            np.array([0.35, 0.25, 0.15, 0.1, 0.1, 0.05])[:len(common)].sum())
+    weights = np.array([0.35, 0.25, 0.15, 0.1, 0.1, 0.05])[:len(common)]
+    code_idx = _rng(seed, "surgery-codes").choice(len(common), size=len(surg), p=weights / weights.sum())
     surg_table = pa.table({
         "person_id": pa.array(person_id[surg[:, 0]]),
         "date": pa.array(surg[:, 1].astype("datetime64[D]")),
         "procedure_code": _dict_array(code_idx.astype(np.int32), common),
     })
     pq.write_table(surg_table, tmp / TABLE_FILES["surgery"], compression="zstd")
-    # -- exits
+    return surg
+
+
+def _write_exits(tmp: Path, persons: dict, years, person_id: np.ndarray) -> int:
+    """Deaths and emigrations within the study years; returns the number of rows."""
     lo, _ = _year_bounds(years[0])
     _, hi = _year_bounds(years[-1])
     ed = persons["exit_day"]
-    has = (ed >= lo) & (ed <= hi)
-    ex_idx = np.flatnonzero(has)
+    ex_idx = np.flatnonzero((ed >= lo) & (ed <= hi))
     exits_table = pa.table({
         "person_id": pa.array(person_id[ex_idx]),
         "date": pa.array(ed[ex_idx].astype("datetime64[D]")),
         "exit_type": _dict_array((persons["exit_type"][ex_idx] - 1).astype(np.int32), ["death", "emigration"]),
     })
     pq.write_table(exits_table, tmp / TABLE_FILES["exits"], compression="zstd")
-    public = ex[:, 3] == 0
-    return {"population": int(n_pop), "examinations": int(len(ex)),
-            "public_mr": int(((ex[:, 2] == 0) & public).sum()), "public_xray": int(((ex[:, 2] == 1) & public).sum()),
-            "surgery": int(len(surg)), "exits": int(len(ex_idx))}
+    return int(len(ex_idx))
 
 
 def _surgery(seed, cfg: SynthConfig, dd, episodes: np.ndarray, persons, years, pop_idx_by_year) -> np.ndarray:
@@ -1002,21 +1087,17 @@ def expected_standardized_rates(data_dir) -> pd.DataFrame:
     factors = pd.read_csv(d / "model" / "factors.csv", dtype={"level": str})
     base = pd.read_csv(d / "model" / "base.csv")
     standard = pd.read_csv(d / "model" / "standard.csv")
-    con = duckdb.connect()
-    cuts = dd.cci_cutpoints()
-    cci_case = "CASE " + " ".join(
-        f"WHEN cci < {c} THEN '{code}'" for c, code in zip(cuts, dd.codelist("cci_category").sort_values("order")["code"],
-                                                             strict=False)) + \
-        f" ELSE '{dd.codelist('cci_category').sort_values('order')['code'].iloc[-1]}' END"
-    ab = dd.codelist("age_band").sort_values("min_age")
-    ab_case = "CASE " + " ".join(f"WHEN age <= {int(r.max_age)} THEN '{r.code}'" for r in ab.itertuples()) + " END"
-    ap = dd.codelist("age_group_profile").sort_values("min_age")
-    ap_case = "CASE " + " ".join(f"WHEN age <= {int(r.max_age)} THEN '{r.code}'" for r in ap.itertuples()) + " END"
-    cells = con.execute(f"""
-        SELECT region, year, sex, {ab_case} AS age_band, {ap_case} AS age_group_profile, education, employment,
-               coalesce(industry, 'none') AS industry, {cci_case} AS cci_category, count(*) AS pop
-        FROM read_parquet({sql_literal(d / TABLE_FILES['population'])})
-        GROUP BY ALL""").df()
+    # person-years by the population's own columns (the path is a bound parameter), banded with the dictionary
+    cells = duckdb.connect().execute(
+        "SELECT region, year, sex, age, education, employment, coalesce(industry, 'none') AS industry, cci, "
+        "count(*) AS pop FROM read_parquet($path) GROUP BY ALL",
+        {"path": str(d / TABLE_FILES["population"])}).df()
+    cells["age_band"] = dd.age_band(cells["age"]).astype(str).to_numpy()
+    cells["age_group_profile"] = dd.age_group_profile(cells["age"]).astype(str).to_numpy()
+    cells["cci_category"] = dd.cci_category(cells["cci"]).astype(str).to_numpy()
+    cells = cells.drop(columns=["age", "cci"]).groupby(
+        ["region", "year", "sex", "age_band", "age_group_profile", "education", "employment", "industry",
+         "cci_category"], as_index=False, observed=True)["pop"].sum()
     cells["education_profile"] = dd.profile_group("education", cells["education"]).to_numpy()
     cells["employment_profile"] = dd.profile_group("employment", cells["employment"]).to_numpy()
     pf_path = d / "model" / "profile_factors.csv"
@@ -1061,10 +1142,10 @@ def summarize(data_dir) -> str:
     if not (d / TABLE_FILES["population"]).exists():
         raise FileNotFoundError(f"no register in {d} (missing {TABLE_FILES['population']}); run `lumbarstats synth`")
     con = duckdb.connect()
-    pop = con.execute(f"SELECT year, count(*) n FROM read_parquet({sql_literal(d / TABLE_FILES['population'])}) "
-                      "GROUP BY year ORDER BY year").df()
-    ex = con.execute(f"""SELECT year(date) AS year, modality, payer, count(*) n
-        FROM read_parquet({sql_literal(d / TABLE_FILES['examinations'])}) GROUP BY ALL ORDER BY ALL""").df()
+    pop = con.execute("SELECT year, count(*) n FROM read_parquet($path) GROUP BY year ORDER BY year",
+                      {"path": str(d / TABLE_FILES["population"])}).df()
+    ex = con.execute("SELECT year(date) AS year, modality, payer, count(*) n FROM read_parquet($path) "
+                     "GROUP BY ALL ORDER BY ALL", {"path": str(d / TABLE_FILES["examinations"])}).df()
     wide = ex[ex["payer"] == "public"].pivot(index="year", columns="modality", values="n")
     lines = [f"Register {d}"]
     meta = d / "metadata.json"

@@ -23,18 +23,25 @@ Usage::
 
 Templates for the report's tables live in ``templates/*.yaml`` (installed as
 ``lumbarstats.templates``); edit a copy and pass its path as ``name``.
+
+Pages: Word and Excel tables are set on A4 (landscape only when the table does not fit portrait), with
+column widths from the content — every column at least as wide as its longest word, so text wraps only
+at spaces — the header row repeated on every page and rows kept whole; Word documents carry the Danish
+proofing language (``da-DK``; ``en-GB`` for ``lang="en"``). The Word styles come from a reference
+document: ``ls.tables.write_reference_docx("journal.docx")``, restyle its ``Table …`` styles (or page) in
+Word, and pass ``template="journal.docx"``. LaTeX uses booktabs, and longtable for long tables.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -62,6 +69,9 @@ __all__ = [
     "load_template",
     "from_template",
     "export_report_table",
+    "reference_docx",
+    "write_reference_docx",
+    "DOCX_STYLES",
 ]
 
 FORMATS = ("docx", "xlsx", "html", "tex")
@@ -71,10 +81,10 @@ Text = str | Mapping[str, str]
 _WORDS = {
     "da": {"note": "Anm.", "source": "Kilde", "table": "Tabel", "provenance": "Dokumentation", "data": "Data",
            "period": "Periode", "standard": "Standardpopulation", "method": "Metode", "parameters": "Parametre",
-           "date": "Dato", "percent": " pct."},
+           "date": "Dato", "percent": " pct.", "unit": "Enhed"},
     "en": {"note": "Note", "source": "Source", "table": "Table", "provenance": "Provenance", "data": "Data",
            "period": "Period", "standard": "Standard population", "method": "Method", "parameters": "Parameters",
-           "date": "Date", "percent": "%"},
+           "date": "Date", "percent": "%", "unit": "Unit"},
 }
 
 # Labels of result columns that are not variables of the data dictionary.
@@ -194,13 +204,20 @@ def data_hash(source: str | Path | Sequence[str | Path], length: int = 12) -> st
 
 @dataclass(frozen=True)
 class Provenance:
-    """What a table was made from, printed in its footer."""
+    """What a table was made from, printed in its footer in the table's language.
 
-    data_source: str = ""
+    Text fields take a string or ``{"da": ..., "en": ...}``. A report table (:func:`export_report_table`)
+    states the period, unit and method of its own numbers from the table's columns (``year``, ``period``,
+    ``method``, ``conf_level``, ``count``) and its template's ``provenance`` section; the fields given here
+    fill in what the table does not say (typically the data source, its hash, the standard population).
+    """
+
+    data_source: Text = ""
     data_hash: str | None = None
-    period: str | None = None
-    standard: str | None = None
-    method: str | None = None
+    period: Text | None = None
+    standard: Text | None = None
+    method: Text | None = None
+    unit: Text | None = None
     parameters: Mapping[str, object] = field(default_factory=dict)
     version: str = __version__
     created: str = field(default_factory=lambda: date.today().isoformat())
@@ -216,11 +233,12 @@ class Provenance:
         w = _WORDS[_check_lang(lang)]
         parts = [f"lumbarstats {self.version}"]
         if self.data_source or self.data_hash:
-            src = self.data_source or "?"
+            src = _pick(self.data_source, lang) or "?"
             parts.append(f"{w['data']}: {src}" + (f" (SHA-256 {self.data_hash})" if self.data_hash else ""))
-        for key in ("period", "standard", "method"):
-            if getattr(self, key):
-                parts.append(f"{w[key]}: {getattr(self, key)}")
+        for key in ("period", "unit", "method", "standard"):
+            value = _pick(getattr(self, key), lang)
+            if value:
+                parts.append(f"{w[key]}: {value}")
         if self.parameters:
             parts.append(f"{w['parameters']}: " + ", ".join(f"{k}={v}" for k, v in self.parameters.items()))
         parts.append(f"{w['date']}: {self.created}")
@@ -383,7 +401,10 @@ def _value_cell(v, *, hidden: bool, decimals: int, percent: bool, lang: str) -> 
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
         return _Cell(str(v))
     text = format_percent(v, decimals, lang) if percent else format_number(v, decimals, lang)
-    return _Cell(text, float(v), _excel_format(decimals, percent, lang))
+    # the spreadsheet holds the number as shown (a count as a whole number), not 15 digits of float
+    shown = Decimal(repr(float(v))).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    value = int(shown) if decimals == 0 else float(shown)
+    return _Cell(text, value, _excel_format(decimals, percent, lang))
 
 
 def _default_decimals(col: str, series: pd.Series) -> int:
@@ -526,185 +547,526 @@ def _html_escape(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _tex_escape(s: str) -> str:
+    out = []
+    for ch in str(s):
+        out.append(_TEX_SPECIAL.get(ch, ch))
+    return "".join(out)
+
+
+_TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "–": "--"}
+_TEX_LONG_ROWS = 25  # more body rows than this: longtable, which breaks across pages and repeats the header
+_TEX_CONTINUED = {"da": "fortsat", "en": "continued"}
+
+
+def _tex_column_spec(model: _Model) -> tuple[str, str]:
+    """(column spec, font size command): numbers right-aligned; text columns wrap (ragged right) when the
+    table does not fit the line with each text on one line, at 9 pt (``\\small``) or else 8 pt."""
+    right = [bool(num) and (j > 0 or not model.stub) for j, num in enumerate(model.numeric)]
+    usable = _PAPER_A4_PT[0] - 2 * _MARGIN_PT
+    text = [j for j, r in enumerate(right) if not r]
+    for size, command in ((9.0, r"\small"), (8.0, r"\footnotesize")):
+        minimum, preferred = _column_extents(model, size)
+        if sum(preferred) <= usable or not text:
+            return "".join("r" if r else "l" for r in right), command
+        # numbers keep their natural width (DejaVu overestimates it); the text columns share the rest
+        room = max(usable - sum(p for p, r in zip(preferred, right, strict=True) if r), 0.2 * usable)
+        widths = _fit_widths([minimum[j] for j in text], [preferred[j] for j in text], room)
+        if widths is not None:
+            break
+    else:  # not even the longest words fit at 8 pt: shrink the text columns alike
+        widths = [minimum[j] * room / sum(minimum[j] for j in text) for j in text]
+    share = dict(zip(text, widths, strict=True))
+    return "".join("r" if r else
+                   rf">{{\raggedright\arraybackslash}}p{{\dimexpr{share[j] / usable:.3f}\linewidth-2\tabcolsep}}"
+                   for j, r in enumerate(right)), command
+
+
 def _tex_bytes(model: _Model) -> bytes:
-    tex = _gt(model).as_latex()
-    header = ("% Written by lumbarstats; needs \\usepackage{booktabs,caption} and UTF-8 input.\n")
-    return (header + tex + "\n").encode("utf-8")
+    """LaTeX with booktabs; a longtable (header repeated on every page) when the table is long.
+
+    Written here rather than by great_tables, whose LaTeX output has no longtable and no group rows
+    spanning the table; the fragment needs ``booktabs`` and ``longtable`` and UTF-8 input.
+    """
+    ncol = len(model.header)
+    spec, size = _tex_column_spec(model)
+    header = " & ".join(_tex_escape(h) for h in model.header) + r" \\"
+    body = []
+    for kind, content in model.body:
+        if kind == "group":
+            body.append(rf"\addlinespace \multicolumn{{{ncol}}}{{@{{}}l}}{{\textbf{{{_tex_escape(content)}}}}} \\")
+        else:
+            body.append(" & ".join(_tex_escape(c.text) for c in content) + r" \\")
+    foot = [r"\noindent " + _tex_escape(line) for line in [*model.notes, model.source] if line]
+    prov = r"\noindent " + _tex_escape(model.provenance) if model.provenance else None
+    lines = ["% Written by lumbarstats; needs \\usepackage{array,booktabs,longtable} and UTF-8 input "
+             "(\\usepackage[utf8]{inputenc}\\usepackage[T1]{fontenc} with pdflatex)."]
+    title = _tex_escape(model.heading) if model.heading else None
+    if len(model.body) > _TEX_LONG_ROWS:
+        lines.append("{" + size)
+        if title:
+            lines.append(rf"\noindent\textbf{{{title}}}\par")
+        cont = rf"\multicolumn{{{ncol}}}{{@{{}}l}}{{\textit{{({_TEX_CONTINUED[model.lang]})}}}} \\"
+        lines += [rf"\begin{{longtable}}{{@{{}}{spec}@{{}}}}", r"\toprule", header, r"\midrule", r"\endfirsthead",
+                  cont, r"\toprule", header, r"\midrule", r"\endhead", r"\bottomrule", r"\endfoot",
+                  r"\bottomrule", r"\endlastfoot", *body, r"\end{longtable}", r"\footnotesize"]
+        lines += [line + r"\par" for line in foot]
+        if prov:
+            lines.append(rf"{{\scriptsize {prov}\par}}")
+        lines.append("}")
+    else:
+        lines += [r"\begin{table}[htbp]", size]
+        if title:
+            lines.append(rf"\textbf{{{title}}}\par\medskip")
+        lines += [r"\noindent", rf"\begin{{tabular}}{{@{{}}{spec}@{{}}}}", r"\toprule", header, r"\midrule",
+                  *body, r"\bottomrule", r"\end{tabular}", r"\par\medskip\footnotesize"]
+        lines += [line + r"\par" for line in foot]
+        if prov:
+            lines.append(rf"{{\scriptsize {prov}\par}}")
+        lines.append(r"\end{table}")
+    return ("\n".join(line for line in lines if line) + "\n").encode("utf-8")
 
 
-def _docx_bytes(model: _Model) -> bytes:
-    import docx
-    from docx.enum.section import WD_ORIENT
-    from docx.enum.table import WD_TABLE_ALIGNMENT
-    from docx.enum.text import WD_ALIGN_PARAGRAPH
+# ------------------------------------------------------------------------------------------------
+# page layout shared by Word and Excel: column widths from the content
+# ------------------------------------------------------------------------------------------------
+_PAPER_A4_PT = (595.3, 841.9)
+_MARGIN_PT = 56.7  # 2 cm
+_CELL_PADDING_PT = 12.0  # Word's default cell margins (2 x 0.19 cm) and a little air
+
+
+def _text_width_pt(text: str, size: float, bold: bool = False) -> float:
+    """Width of ``text`` in points, set in DejaVu Sans (shipped with matplotlib, so the same everywhere).
+
+    DejaVu Sans is wider than Calibri, Arial or Carlito: columns sized by it fit in any of them, in Word
+    and in LibreOffice (which falls back to DejaVu Sans when Calibri is missing). The sum of the glyphs'
+    widths ignores kerning, which only narrows text, and is fast on tables of many thousand cells.
+    """
+    return sum(_glyph_width_pt(ch, bold) for ch in str(text)) * size
+
+
+@lru_cache(maxsize=2048)
+def _glyph_width_pt(ch: str, bold: bool) -> float:
+    """Advance width of one character at 1 pt."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import text_to_path
+
+    fp = FontProperties(family="DejaVu Sans", size=100, weight="bold" if bold else "normal")
+    if ch.isspace():  # a space alone measures as nothing: take it between two letters
+        return (text_to_path.get_text_width_height_descent(f"x{ch}x", fp, ismath=False)[0] -
+                2 * text_to_path.get_text_width_height_descent("x", fp, ismath=False)[0]) / 100
+    return float(text_to_path.get_text_width_height_descent(ch, fp, ismath=False)[0]) / 100
+
+
+def _column_extents(model: _Model, size: float) -> tuple[list[float], list[float]]:
+    """Per column: (width of its longest word, width of its longest text), padding included.
+
+    Header words are bold; group headings span the table and are left out. Text wraps only at spaces, so
+    a column as wide as its longest word never breaks a word.
+    """
+    ncol = len(model.header)
+    longest_word = [0.0] * ncol
+    longest_text = [0.0] * ncol
+
+    def add(j: int, text: str, bold: bool) -> None:
+        words = [w for w in str(text).split() if w]
+        if not words:
+            return
+        longest_word[j] = max(longest_word[j], max(_text_width_pt(w, size, bold) for w in words))
+        longest_text[j] = max(longest_text[j], _text_width_pt(" ".join(words), size, bold))
+
+    for j, h in enumerate(model.header):
+        add(j, h, True)
+    for kind, content in model.body:
+        if kind == "row":
+            for j, cell in enumerate(content):
+                add(j, cell.text, False)
+    minimum = [w + _CELL_PADDING_PT for w in longest_word]
+    preferred = [max(t, w) + _CELL_PADDING_PT for t, w in zip(longest_text, longest_word, strict=True)]
+    return minimum, preferred
+
+
+def _fit_widths(minimum: list[float], preferred: list[float], usable: float) -> list[float] | None:
+    """Column widths filling ``usable`` points, or None if the longest words do not fit.
+
+    As browsers lay out automatic tables: every column gets its longest word; the rest of the width goes
+    to the columns in proportion to how much more their longest text needs (all of it if everything fits
+    on one line, then the spare width in proportion to the columns' widths).
+    """
+    if sum(minimum) > usable:
+        return None
+    if sum(preferred) <= usable:
+        return [p * usable / sum(preferred) for p in preferred]
+    spare, wants = usable - sum(minimum), [p - m for p, m in zip(preferred, minimum, strict=True)]
+    return [m + spare * w / sum(wants) for m, w in zip(minimum, wants, strict=True)]
+
+
+@dataclass(frozen=True)
+class _PageLayout:
+    landscape: bool
+    font_size: float
+    widths_pt: list[float]
+
+
+def _page_layout(model: _Model, page_pt: tuple[float, float] = _PAPER_A4_PT, margin_pt: float = _MARGIN_PT,
+                 font_size: float = 9.0) -> _PageLayout:
+    """Portrait if the table fits the page width with no word broken (at 1 pt less if need be), else
+    landscape, else a smaller font."""
+    short, long = sorted(page_pt)
+    tries = [(False, font_size), (False, font_size - 1), (True, font_size), (True, font_size - 1),
+             (True, font_size - 2)]
+    for landscape, size in tries:
+        minimum, preferred = _column_extents(model, size)
+        widths = _fit_widths(minimum, preferred, (long if landscape else short) - 2 * margin_pt)
+        if widths is not None:
+            return _PageLayout(landscape, size, widths)
+    # wider than a landscape page even at 7 pt: words must break; keep the proportions of the longest words
+    usable = long - 2 * margin_pt
+    return _PageLayout(True, font_size - 2, [m * usable / sum(minimum) for m in minimum])
+
+
+# ------------------------------------------------------------------------------------------------
+# Word
+# ------------------------------------------------------------------------------------------------
+_DOCX_FONT = "Calibri"
+_DOCX_LANG = {"da": "da-DK", "en": "en-GB"}
+# paragraph styles of a table; a reference document (write_reference_docx) defines them and a journal's
+# template may redefine them under the same names
+DOCX_STYLES = {"title": "Table Title", "header": "Table Heading", "body": "Table Text",
+               "group": "Table Group", "note": "Table Note", "provenance": "Table Provenance"}
+
+
+def _set_lang(rpr, lang_tag: str) -> None:
     from docx.oxml import OxmlElement
     from docx.oxml.ns import qn
-    from docx.shared import Cm, Pt, RGBColor
 
+    el = rpr.find(qn("w:lang"))
+    if el is None:
+        el = OxmlElement("w:lang")
+        rpr.append(el)
+    el.set(qn("w:val"), lang_tag)
+    el.set(qn("w:eastAsia"), lang_tag)
+
+
+def _ensure_styles(doc, lang: str) -> None:
+    """Add the table styles a document lacks (a user's template keeps its own) and set the proofing language."""
+    from docx.enum.style import WD_STYLE_TYPE
+    from docx.shared import Pt, RGBColor
+
+    styles = doc.styles
+    defaults = styles.element.find(_qn("w:docDefaults"))
+    if defaults is not None:
+        rpr = defaults.find(_qn("w:rPrDefault"))
+        if rpr is not None and rpr.find(_qn("w:rPr")) is not None:
+            _set_lang(rpr.find(_qn("w:rPr")), _DOCX_LANG[lang])
+    _set_lang(styles["Normal"].element.get_or_add_rPr(), _DOCX_LANG[lang])
+    names = {s.name for s in styles}
+    spec = {  # name: (size, bold, italic, grey, space_before, space_after, keep_with_next)
+        "title": (11, True, False, False, 0, 4, True), "header": (9, True, False, False, 1, 1, False),
+        "body": (9, False, False, False, 1, 1, False), "group": (9, True, False, False, 3, 1, True),
+        "note": (8, False, False, False, 3, 0, True), "provenance": (7, False, False, True, 2, 0, False)}
+    for key, (size, bold, italic, grey, before, after, keep) in spec.items():
+        name = DOCX_STYLES[key]
+        if name in names:
+            continue
+        st = styles.add_style(name, WD_STYLE_TYPE.PARAGRAPH)
+        st.base_style = styles["Normal"]
+        st.quick_style = True
+        st.font.name, st.font.size, st.font.bold, st.font.italic = _DOCX_FONT, Pt(size), bold, italic
+        if grey:
+            st.font.color.rgb = RGBColor(0x59, 0x59, 0x59)
+        pf = st.paragraph_format
+        pf.space_before, pf.space_after, pf.keep_with_next = Pt(before), Pt(after), keep
+        pf.line_spacing = 1.0
+
+
+def _qn(tag: str):
+    from docx.oxml.ns import qn
+
+    return qn(tag)
+
+
+def reference_docx(lang: str = "da"):
+    """The Word document whose styles the tables use (A4, Calibri, proofing language of ``lang``).
+
+    Save it with :func:`write_reference_docx`, change the styles named in ``DOCX_STYLES`` (or the page)
+    to a journal's, and pass the file as ``template=`` to :func:`export` or :func:`export_report_table`.
+    """
+    import docx
+    from docx.shared import Pt
+
+    _check_lang(lang)
     doc = docx.Document()
     normal = doc.styles["Normal"]
-    normal.font.name = "Calibri"
-    normal.font.size = Pt(10)
-    ncol = len(model.header)
+    normal.font.name, normal.font.size = _DOCX_FONT, Pt(10)
+    normal.paragraph_format.space_after = Pt(4)
     section = doc.sections[0]
-    if ncol > 7:
-        section.orientation = WD_ORIENT.LANDSCAPE
+    section.page_width, section.page_height = Pt(_PAPER_A4_PT[0]), Pt(_PAPER_A4_PT[1])
+    for side in ("left_margin", "right_margin", "top_margin", "bottom_margin"):
+        setattr(section, side, Pt(_MARGIN_PT))
+    _ensure_styles(doc, lang)
+    doc.core_properties.language = _DOCX_LANG[lang]
+    return doc
+
+
+def write_reference_docx(path: str | Path, lang: str = "da") -> Path:
+    """Write the reference document (:func:`reference_docx`) with one example of each table style."""
+    doc = reference_docx(lang)
+    for key, name in DOCX_STYLES.items():
+        doc.add_paragraph(f"{name} ({key})", style=name)
+    buf = io.BytesIO()
+    doc.save(buf)
+    p = Path(path)
+    io_mod.write_bytes(buf.getvalue(), p)
+    return p
+
+
+def _open_docx(template: str | Path | None, lang: str):
+    import docx
+
+    if template is None:
+        return reference_docx(lang)
+    p = Path(template)
+    if not p.is_file():
+        raise FileNotFoundError(f"Word template {p} does not exist (write one with tables.write_reference_docx)")
+    try:
+        doc = docx.Document(str(p))
+    except Exception as e:  # python-docx raises several types for a file that is not a .docx
+        raise ValueError(f"Word template {p} is not a .docx document: {e}") from None
+    body = doc.element.body
+    for child in list(body):  # keep the page setup (sectPr), drop the example content
+        if child.tag != _qn("w:sectPr"):
+            body.remove(child)
+    _ensure_styles(doc, lang)
+    doc.core_properties.language = _DOCX_LANG[lang]
+    return doc
+
+
+def _docx_table_props(table, widths_twips: list[int]) -> None:
+    from docx.oxml import OxmlElement
+
+    tblpr = table._tbl.tblPr
+    layout = OxmlElement("w:tblLayout")  # fixed: Word keeps the widths instead of re-fitting the text
+    layout.set(_qn("w:type"), "fixed")
+    tblpr.append(layout)
+    tblw = tblpr.find(_qn("w:tblW"))
+    if tblw is None:
+        tblw = OxmlElement("w:tblW")
+        tblpr.append(tblw)
+    tblw.set(_qn("w:w"), str(sum(widths_twips)))
+    tblw.set(_qn("w:type"), "dxa")
+    borders = OxmlElement("w:tblBorders")
+    for edge, val in (("top", "single"), ("left", "nil"), ("bottom", "single"), ("right", "nil"),
+                      ("insideH", "nil"), ("insideV", "nil")):
+        el = OxmlElement(f"w:{edge}")
+        el.set(_qn("w:val"), val)
+        if val != "nil":
+            el.set(_qn("w:sz"), "8")
+            el.set(_qn("w:color"), "000000")
+        borders.append(el)
+    tblpr.append(borders)
+
+
+def _docx_row_props(row, *, header: bool) -> None:
+    from docx.oxml import OxmlElement
+
+    trpr = row._tr.get_or_add_trPr()
+    cant = OxmlElement("w:cantSplit")  # a row stays on one page
+    trpr.append(cant)
+    if header:
+        rep = OxmlElement("w:tblHeader")  # repeated at the top of every page
+        trpr.append(rep)
+
+
+def _docx_bytes(model: _Model, template: str | Path | None = None) -> bytes:
+    from docx.enum.section import WD_ORIENT
+    from docx.enum.table import WD_CELL_VERTICAL_ALIGNMENT, WD_TABLE_ALIGNMENT
+    from docx.enum.text import WD_ALIGN_PARAGRAPH
+    from docx.oxml import OxmlElement
+    from docx.shared import Pt, Twips
+
+    doc = _open_docx(template, model.lang)
+    section = doc.sections[-1]
+    page = (section.page_width.pt, section.page_height.pt)
+    layout = _page_layout(model, page, max(section.left_margin.pt, section.right_margin.pt))
+    if layout.landscape != (section.page_width > section.page_height):
+        section.orientation = WD_ORIENT.LANDSCAPE if layout.landscape else WD_ORIENT.PORTRAIT
         section.page_width, section.page_height = section.page_height, section.page_width
-    for side in ("left_margin", "right_margin"):
-        setattr(section, side, Cm(2))
     doc.core_properties.title = model.heading or ""
     doc.core_properties.author = f"lumbarstats {__version__}"
+    style = {k: doc.styles[v] for k, v in DOCX_STYLES.items()}
+    style_id = {k: st.style_id for k, st in style.items()}
+    size = Pt(layout.font_size)
 
     if model.heading:
-        p = doc.add_paragraph()
-        run = p.add_run(model.heading)
-        run.bold = True
-        run.font.size = Pt(11)
-
-    n_rows = 1 + len(model.body)
-    table = doc.add_table(rows=n_rows, cols=ncol)
+        doc.add_paragraph(model.heading, style=style["title"])
+    ncol = len(model.header)
+    table = doc.add_table(rows=1 + len(model.body), cols=ncol)
     table.alignment = WD_TABLE_ALIGNMENT.CENTER
-
-    def border(element, edges: dict[str, str]):
-        tag = "w:tblBorders" if element.tag == qn("w:tblPr") else "w:tcBorders"
-        borders = element.find(qn(tag))
-        if borders is None:
-            borders = OxmlElement(tag)
-            element.append(borders)
-        for edge, val in edges.items():
-            el = OxmlElement(f"w:{edge}")
-            el.set(qn("w:val"), val)
-            if val != "nil":
-                el.set(qn("w:sz"), "8")
-                el.set(qn("w:color"), "000000")
-            borders.append(el)
-
-    border(table._tbl.tblPr, {"top": "single", "bottom": "single", "left": "nil", "right": "nil",
-                              "insideH": "nil", "insideV": "nil"})
-
-    # column widths: value columns get the width of their longest word (a region name, a number), the
-    # stub as much of the rest as its labels need; spare width goes to the value columns
-    usable = int(section.page_width - section.left_margin - section.right_margin)
-    rows_text = [[c.text for c in content] for kind, content in model.body if kind == "row"]
-    first = 1 if model.stub else 0
-    n_other = max(ncol - first, 1)
-    longest_word = max([len(w) for h in model.header[first:] for w in h.split()] +
-                       [len(r[j]) for r in rows_text for j in range(first, ncol)] + [3])
-    other_min = int(Cm(0.21 * longest_word + 0.45))  # 9 pt bold, plus cell padding
-    if model.stub:
-        stub_chars = max([len(model.header[0])] + [len(r[0]) for r in rows_text])
-        stub_w = max(min(int(Cm(0.2 * stub_chars + 0.5)), usable - n_other * other_min), int(Cm(2.5)))
-    else:
-        stub_w = 0
-    other_w = max(int((usable - stub_w) / n_other), int(Cm(1.0)))
-    widths = [stub_w if (j == 0 and model.stub) else other_w for j in range(ncol)]
     table.autofit = False
+    widths = [Twips(int(w * 20)) for w in layout.widths_pt]
+    _docx_table_props(table, [int(w) // 635 for w in widths])  # EMU -> twips
     for j, col in enumerate(table.columns):  # the grid (LibreOffice) and each cell (Word)
         col.width = widths[j]
-    for row in table.rows:
-        for j, cell in enumerate(row.cells):
-            cell.width = widths[j]
 
-    def write(cell, text, *, bold=False, italic=False, right=False):
-        cell.text = ""
+    def write(cell, text, key, *, right=False):
         p = cell.paragraphs[0]
-        p.paragraph_format.space_after = Pt(1)
-        p.paragraph_format.space_before = Pt(1)
+        p._p.style = style_id[key]  # Paragraph.style looks the style up by name each time: slow on long tables
         run = p.add_run(text)
-        run.bold, run.italic = bold, italic
-        run.font.size = Pt(9)
+        if layout.font_size != 9.0:
+            run.font.size = size
         if right:
             p.alignment = WD_ALIGN_PARAGRAPH.RIGHT
 
+    def bottom_border(cell):
+        tcpr = cell._tc.get_or_add_tcPr()
+        borders = OxmlElement("w:tcBorders")
+        el = OxmlElement("w:bottom")
+        for k, v in (("w:val", "single"), ("w:sz", "8"), ("w:color", "000000")):
+            el.set(_qn(k), v)
+        borders.append(el)
+        tcpr.append(borders)
+
+    right_col = [bool(num) and (j > 0 or not model.stub) for j, num in enumerate(model.numeric)]
+    rows = list(table.rows)  # table.rows[i] and row.cells walk the table each time: once only
+    grid = [row.cells for row in rows]
+    for i, row in enumerate(rows):
+        _docx_row_props(row, header=i == 0)
+        for j, cell in enumerate(grid[i]):
+            cell.width = widths[j]
     for j, h in enumerate(model.header):
-        c = table.rows[0].cells[j]
-        write(c, h, bold=True, right=model.numeric[j] and j > 0)
-        border(c._tc.get_or_add_tcPr(), {"bottom": "single"})
+        c = grid[0][j]
+        write(c, h, "header", right=right_col[j])
+        c.vertical_alignment = WD_CELL_VERTICAL_ALIGNMENT.BOTTOM  # wrapped headings end on the rule
+        bottom_border(c)
     for i, (kind, content) in enumerate(model.body, start=1):
-        cells = table.rows[i].cells
+        cells = grid[i]
         if kind == "group":
             merged = cells[0].merge(cells[-1]) if ncol > 1 else cells[0]
-            write(merged, str(content), bold=True)
+            write(merged, str(content), "group")  # keep-with-next: never alone at the foot of a page
             continue
         for j, cell in enumerate(content):
-            write(cells[j], cell.text, right=model.numeric[j] and (j > 0 or not model.stub))
+            write(cells[j], cell.text, "body", right=right_col[j])
+    for cell in rows[-1].cells:  # the notes never start a page alone (cells of a merged row change)
+        for p in cell.paragraphs:
+            p.paragraph_format.keep_with_next = True
 
-    for line, size, grey in [*[(n, 9, False) for n in model.notes], (model.source, 9, False),
-                             (model.provenance, 7, True)]:
-        if not line:
-            continue
-        p = doc.add_paragraph()
-        p.paragraph_format.space_after = Pt(2)
-        run = p.add_run(line)
-        run.font.size = Pt(size)
-        if grey:
-            run.font.color.rgb = RGBColor(0x59, 0x59, 0x59)
+    for line, key in [*[(n, "note") for n in model.notes], (model.source, "note"), (model.provenance, "provenance")]:
+        if line:
+            doc.add_paragraph(line, style=style[key])
     buf = io.BytesIO()
     doc.save(buf)
     return buf.getvalue()
+
+
+# ------------------------------------------------------------------------------------------------
+# Excel
+# ------------------------------------------------------------------------------------------------
+_XLSX_FONT = "Calibri"
+_XLSX_LOCALE = {"da": "[$-406]", "en": "[$-809]"}  # Danish / English (UK) number display in LibreOffice
 
 
 def _xlsx_bytes(model: _Model) -> bytes:
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Border, Font, Side
     from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.properties import PageSetupProperties
+
+    def font(**kw) -> Font:  # one family for title, body and footer
+        return Font(name=_XLSX_FONT, **kw)
 
     wb = Workbook()
     ws = wb.active
     ws.title = re.sub(r"[\[\]:*?/\\]", "", model.sheet)[:31] or "Tabel"
     ncol = len(model.header)
+    right_col = [bool(num) and (j > 0 or not model.stub) for j, num in enumerate(model.numeric)]
     r = 1
+    text_rows = []  # (row, text, size, bold): spread over the table's width and wrapped, below
     if model.heading:
-        ws.cell(r, 1, model.heading).font = Font(bold=True, size=12)
+        ws.cell(r, 1, model.heading).font = font(bold=True, size=12)
+        text_rows.append((r, model.heading, 12.0, True))
         r += 2
     thin = Side(style="thin")
     header_row = r
     for j, h in enumerate(model.header, start=1):
         c = ws.cell(r, j, h)
-        c.font = Font(bold=True)
+        c.font = font(bold=True, size=10)
         c.border = Border(top=thin, bottom=thin)
-        c.alignment = Alignment(horizontal="right" if model.numeric[j - 1] and j > 1 else "left", wrap_text=True)
+        c.alignment = Alignment(horizontal="right" if right_col[j - 1] else "left", vertical="bottom",
+                                wrap_text=True)
     r += 1
-    widths = [len(h) for h in model.header]
     for kind, content in model.body:
         if kind == "group":
-            ws.cell(r, 1, str(content)).font = Font(bold=True)
+            ws.cell(r, 1, str(content)).font = font(bold=True, size=10)
             if ncol > 1:
                 ws.merge_cells(start_row=r, start_column=1, end_row=r, end_column=ncol)
             r += 1
             continue
         for j, cell in enumerate(content, start=1):
             if cell.value is not None:
-                c = ws.cell(r, j, cell.value)
-                c.number_format = cell.excel_format or "General"
+                c = ws.cell(r, j, cell.value)  # already rounded as shown (a count is an int)
+                c.number_format = _XLSX_LOCALE[model.lang] + (cell.excel_format or "General")
             else:
                 c = ws.cell(r, j, cell.text)
-            if model.numeric[j - 1] and (j > 1 or not model.stub):
-                c.alignment = Alignment(horizontal="right")
-            widths[j - 1] = max(widths[j - 1], len(cell.text))
+            c.font = font(size=10)
+            c.alignment = Alignment(horizontal="right" if right_col[j - 1] else "left", vertical="top",
+                                    wrap_text=True)
         r += 1
+    last_row = r - 1
     for j in range(1, ncol + 1):
-        ws.cell(r - 1, j).border = Border(bottom=thin)
+        ws.cell(last_row, j).border = Border(bottom=thin)
     ws.freeze_panes = f"{get_column_letter(2 if model.stub else 1)}{header_row + 1}"
     r += 1
     for line, small in [*[(n, False) for n in model.notes], (model.source, False), (model.provenance, True)]:
         if line:
-            ws.cell(r, 1, line).font = Font(size=8 if small else 9, italic=small,
-                                            color="595959" if small else None)
+            ws.cell(r, 1, line).font = font(size=8 if small else 9, italic=small, color="595959" if small else None)
+            text_rows.append((r, line, 8.0 if small else 9.0, False))
             r += 1
+    # widths from the content at 10 pt; an Excel width unit is about the width of a digit. A sheet is
+    # scaled to the page width when printed, so every text gets one line if that fits a landscape page
+    # (scaled to no less than 80 %); otherwise the page layout's widths, with wrapped rows made taller.
+    minimum, preferred = _column_extents(model, 10.0)
+    short, long = (x - 2 * _MARGIN_PT for x in sorted(_PAPER_A4_PT))
+    if sum(preferred) <= long / 0.8:
+        widths, landscape = preferred, sum(preferred) > short / 0.8
+    else:
+        layout = _page_layout(model, font_size=10.0)
+        widths, landscape = [w * 10.0 / layout.font_size for w in layout.widths_pt], layout.landscape
+    digit = _text_width_pt("0", 10.0)
     for j, w in enumerate(widths, start=1):
-        ws.column_dimensions[get_column_letter(j)].width = min(max(w + 2, 8), 60)
+        ws.column_dimensions[get_column_letter(j)].width = round(w / digit + 1, 1)
+    for row in ws.iter_rows(min_row=header_row, max_row=last_row):
+        lines = max([_xlsx_lines(c, widths[c.column - 1]) for c in row if c.coordinate not in ws.merged_cells]
+                    or [1])
+        if lines > 1:  # LibreOffice does not grow a row for wrapped text by itself
+            ws.row_dimensions[row[0].row].height = lines * 13.0
+    table_pt = sum(widths)
+    for row, text, size, bold in text_rows:  # title and notes wrap within the printed width
+        if ncol > 1:
+            ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=ncol)
+        ws.cell(row, 1).alignment = Alignment(wrap_text=True, vertical="top")
+        lines = -(-_text_width_pt(text, size, bold) * 1.05 // table_pt)  # ceil; a little slack for word wrap
+        ws.row_dimensions[row].height = max(lines, 1) * size * 1.3
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.orientation = "landscape" if landscape else "portrait"
+    ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0  # one page wide, as many pages long as needed
+    ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
+    ws.print_title_rows = f"{header_row}:{header_row}"
+    ws.print_area = f"A1:{get_column_letter(ncol)}{r - 1}"
+    ws.page_margins.left = ws.page_margins.right = 0.79  # 2 cm
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
 
 
-def _atomic_write(path: Path, payload: bytes) -> None:
-    with io_mod.atomic_path(path, suffix=path.suffix) as tmp:
-        with open(tmp, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
+def _xlsx_lines(cell, width_pt: float) -> int:
+    """Lines a text cell wraps to in a column ``width_pt`` wide (10 pt; a little slack for word wrap)."""
+    if not isinstance(cell.value, str) or not cell.value:
+        return 1
+    room = max(width_pt - _CELL_PADDING_PT, 1.0) + 0.5
+    text_pt = _text_width_pt(cell.value, 10.0, bool(cell.font.b))
+    return 1 if text_pt <= room else int(-(-text_pt * 1.1 // room))
 
 
 def _check_formats(formats) -> tuple[str, ...]:
@@ -717,20 +1079,20 @@ def _check_formats(formats) -> tuple[str, ...]:
     return tuple(dict.fromkeys(fmts))
 
 
-def _write_model(model: _Model, path_or_stem: str | Path, formats) -> list[Path]:
+def _write_model(model: _Model, path_or_stem: str | Path, formats, template: str | Path | None = None) -> list[Path]:
     fmts = _check_formats(formats)
     stem = Path(path_or_stem)
     if stem.suffix.lower().lstrip(".") in FORMATS:
         stem = stem.with_suffix("")
     stem.parent.mkdir(parents=True, exist_ok=True)
     table_id = re.sub(r"[^A-Za-z0-9_-]", "-", stem.name) or "table"
-    builders = {"docx": lambda: _docx_bytes(model), "xlsx": lambda: _xlsx_bytes(model),
+    builders = {"docx": lambda: _docx_bytes(model, template), "xlsx": lambda: _xlsx_bytes(model),
                 "html": lambda: _html_bytes(model, table_id), "tex": lambda: _tex_bytes(model)}
     payloads = {f: builders[f]() for f in fmts}  # render everything before writing anything
     paths = []
     for f, payload in payloads.items():
         p = stem.with_name(f"{stem.name}.{f}")
-        _atomic_write(p, payload)
+        io_mod.write_bytes(payload, p)
         paths.append(p)
     return paths
 
@@ -758,17 +1120,18 @@ def render(df: pd.DataFrame, spec: TableSpec | None = None, lang: str = "da", *,
 def export(df: pd.DataFrame, path_or_stem: str | Path, spec: TableSpec | None = None,
            formats: Sequence[str] | str = FORMATS, lang: str = "da", *, disclosure: bool = True,
            min_cell: int = disclosure_mod.MIN_CELL_DEFAULT, count_column: str | None = "persons",
-           group_totals: Mapping[str, object] | None = None) -> list[Path]:
+           group_totals: Mapping[str, object] | None = None, template: str | Path | None = None) -> list[Path]:
     """Write ``df`` as a publication table in each of ``formats``; returns the written paths.
 
     ``path_or_stem`` is ``folder/name`` (an extension is dropped). Disclosure control is on by default:
     ``count_column`` (``persons``; falls back to ``events``) decides primary suppression with
     ``min_cell`` (never below 3); ``group_totals`` (see :func:`lumbarstats.disclosure.suppress`) adds
     secondary suppression for additive tables. A table without any count column raises unless
-    ``disclosure=False``.
+    ``disclosure=False``. ``template`` is a Word document whose styles and page the .docx takes (see
+    :func:`write_reference_docx`).
     """
     model = _prepare(df, spec, lang, disclosure, min_cell, count_column, group_totals)
-    return _write_model(model, path_or_stem, formats)
+    return _write_model(model, path_or_stem, formats, template)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -885,11 +1248,84 @@ def _template_model(name, long_df: pd.DataFrame, lang: str, provenance: Provenan
         raise ValueError(f"template {name!r}: unknown layout type {kind!r}; use wide, measure_rows, grouped or records")
     header, body, numeric = builder(df, mask, lay, tpl, lang, dd)
     src = _pick(source if source is not None else tpl.get("source"), lang)
+    prov = _result_provenance(tpl, df, provenance, lang)
     return _Model(heading=_heading(tpl.get("label"), tpl.get("title"), lang), header=header, body=body,
                   numeric=numeric, notes=_notes(_pick(tpl.get("note"), lang), note_fn(lang) if note_fn else None, lang),
                   source=f"{_WORDS[lang]['source']}: {src}" if src else None,
-                  provenance=provenance.text(lang) if provenance else None, stub=True,
+                  provenance=prov.text(lang) if prov else None, stub=True,
                   sheet=_pick(tpl.get("label"), lang) or _WORDS[lang]["table"], lang=lang)
+
+
+# What produced a report table's numbers, in the table's language (the provenance footer).
+_METHOD_TEXT = {
+    "gamma": {"da": "direkte standardisering, {ci} efter gammametoden (Fay & Feuer 1997)",
+              "en": "direct standardization, {ci} by the gamma method (Fay & Feuer 1997)"},
+    "tiwari": {"da": "direkte standardisering, {ci} efter den modificerede gammametode (Tiwari m.fl. 2006)",
+               "en": "direct standardization, {ci} by the modified gamma method (Tiwari et al. 2006)"},
+    "dobson": {"da": "direkte standardisering, {ci} efter Dobsons metode",
+               "en": "direct standardization, {ci} by Dobson's method"},
+    "lognormal": {"da": "direkte standardisering, log-normal {ci}", "en": "direct standardization, log-normal {ci}"},
+    "normal": {"da": "direkte standardisering, normalapproksimeret {ci}",
+               "en": "direct standardization, normal-approximation {ci}"},
+    "exact": {"da": "ustandardiseret rate, eksakt Poisson-{ci}", "en": "crude rate, exact Poisson {ci}"},
+    "byar": {"da": "ustandardiseret rate, {ci} efter Byars metode", "en": "crude rate, Byar's {ci}"},
+}
+_UNIT_TEXT = {"events": {"da": "undersøgelser", "en": "examinations"},
+              "exams": {"da": "undersøgelser", "en": "examinations"},
+              "persons": {"da": "personer", "en": "persons"}}
+_AND = {"da": "og", "en": "and"}
+_SHARE_TEXT = {  # profiles.profile_shares(denominator=...)
+    "profiled": {"da": "andel af {unit} blandt personer med en fuld profil, ustandardiseret",
+                 "en": "share of the {unit} of persons with a complete profile, not standardized"},
+    "all": {"da": "andel af alle {unit}, ustandardiseret", "en": "share of all {unit}, not standardized"}}
+
+
+def _ci_text(conf_level, lang: str) -> str:
+    pct = format_number(100 * float(conf_level), 0, lang)
+    return f"{pct} %-KI" if lang == "da" else f"{pct}% CI"
+
+
+def _result_provenance(tpl: dict, df: pd.DataFrame, base: Provenance | None, lang: str) -> Provenance | None:
+    """The caller's provenance with the period, unit, method and standard of this table's own numbers.
+
+    The table's columns win (``year``/``period``, ``count``, ``method`` and ``conf_level``), then the
+    template's ``provenance`` section (it describes this table), then the caller's fields (they describe
+    the whole run). The standard population is the caller's, else the template's, and is stated only for
+    a table the template does not mark ``standardized: false``.
+    """
+    if base is None:
+        return None
+    section = tpl.get("provenance") or {}
+    period = unit = method = None
+    if "year" in df.columns and df["year"].notna().any():
+        years = sorted({int(y) for y in df["year"].dropna()})
+        period = f"{years[0]}-{years[-1]}" if len(years) > 1 else str(years[0])
+    elif "period" in df.columns and df["period"].notna().any():
+        periods = sorted({str(p) for p in df["period"].dropna()})
+        if tpl["layout"].get("type") == "measure_rows" and len(periods) > 1:  # a change from first to last
+            period = f"{periods[0]} {_AND[lang]} {periods[-1]}"
+        else:
+            period = ", ".join(periods)
+    if "count" in df.columns:
+        units = [_UNIT_TEXT.get(str(u), {}).get(lang, str(u)) for u in dict.fromkeys(df["count"].dropna())]
+        unit = ", ".join(units) or None
+    if "method" in df.columns and df["method"].notna().any():
+        conf = df["conf_level"].dropna().iloc[0] if "conf_level" in df.columns and df["conf_level"].notna().any() \
+            else 0.95
+        texts = [_METHOD_TEXT.get(str(m), {}).get(lang, str(m)).format(ci=_ci_text(conf, lang))
+                 for m in dict.fromkeys(df["method"].dropna())]
+        method = "; ".join(texts)
+    elif "denominator" in df.columns and df["denominator"].notna().any():
+        what = unit or _pick(section.get("unit"), lang) or _UNIT_TEXT["events"][lang]
+        method = "; ".join(_SHARE_TEXT.get(str(d), {}).get(lang, str(d)).format(unit=what)
+                           for d in dict.fromkeys(df["denominator"].dropna()))
+    standardized = section.get("standardized")
+    standard = None if standardized is False else (base.standard or section.get("standard"))
+    return replace(base,
+                   period=period or _pick(section.get("period"), lang) or base.period,
+                   unit=unit or _pick(section.get("unit"), lang) or base.unit,
+                   method=method or _pick(section.get("method"), lang) or base.method,
+                   standard=_pick(standard, lang))
 
 
 def _fmt_opts(tpl: dict, value_col: str, item: Mapping | None = None) -> tuple[int, bool]:
@@ -959,16 +1395,23 @@ def _layout_measure_rows(df, mask, lay, tpl, lang, dd):
         if value_col not in df.columns:
             raise KeyError(f"layout row needs column {value_col!r}; the table has {list(df.columns)}")
         decimals, percent = _fmt_opts(tpl, value_col, item)
-        sel = _select(df, item.get("where"), dd)
-        context = {k: (sel[k].iloc[0] if len(sel) else "") for k in (item.get("where") or {})}
+        # `where` selects the cells a row shows; `at` selects the row holding a value derived from several
+        # cells (the change 2014-16 -> 2021-23 sits on the 2021-23 row), which stays hidden if any is
+        picker = item.get("where") or item.get("at")
+        sel = _select(df, picker, dd)
+        context = {k: (sel[k].iloc[0] if len(sel) and k in sel.columns else "") for k in (picker or {})}
         label = (_pick(item.get("label"), lang) or column_label(value_col, lang, dd)).format(**context)
         cells = [_Cell(label)]
         for ck in col_keys:
             part = sel[sel[cols_col].map(norm_c) == norm_c(ck)]
-            # a value derived from several cells (a change between periods) is hidden if any of them is
             scope = part if item.get("where") else df[normed == norm_c(ck)]
             hidden = bool(mask.loc[scope.index].any())
             vals = part[value_col].dropna()
+            if len(vals) > 1 and vals.nunique() > 1:
+                raise ValueError(
+                    f"layout row {value_col!r}: {len(vals)} different values for {cols_col}={ck!r} "
+                    f"({', '.join(map(str, vals.tolist()))}); say which row holds it with `at:` "
+                    "(e.g. at: {period: $last}) in the template")
             cells.append(_value_cell(vals.iloc[0] if len(vals) else None, hidden=hidden, decimals=decimals,
                                      percent=percent, lang=lang))
         body.append(("row", cells))
@@ -1058,14 +1501,15 @@ def export_report_table(name: str | Path, long_df: pd.DataFrame, out_dir: str | 
                         formats: Sequence[str] | str = FORMATS, lang: str = "da",
                         provenance: Provenance | None = None, *, disclosure: bool = True,
                         min_cell: int = disclosure_mod.MIN_CELL_DEFAULT, stem: str | None = None,
-                        source: str | Mapping | None = None) -> list[Path]:
+                        source: str | Mapping | None = None, template: str | Path | None = None) -> list[Path]:
     """Pivot ``long_df`` as the template ``name`` says and write it to ``out_dir/<stem>.<format>``.
 
     ``stem`` defaults to the template name (plus ``_en`` for English). ``source`` replaces the template's
     source line (a string, or ``{"da": …, "en": …}``), e.g. for results from the synthetic register.
+    ``template`` is a Word document whose styles and page the .docx takes (see :func:`write_reference_docx`).
     Returns the written paths.
     """
     model = _template_model(name, long_df, lang, provenance, disclosure, min_cell, source=source)
     base = stem or (Path(name).stem + ("" if lang == "da" else f"_{lang}"))
-    return _write_model(model, Path(out_dir) / base, formats)
+    return _write_model(model, Path(out_dir) / base, formats, template)
 

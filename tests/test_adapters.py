@@ -266,7 +266,9 @@ def test_duplicate_admission_key_fails_and_writes_nothing(tmp_path):
     out = tmp_path / "out"
     with pytest.raises(ValueError, match="not unique"):
         ingest(raw, out, config=YEARS)
-    assert list(out.iterdir()) == []
+    # nothing written: no output folder, and no staging folder left beside it
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
 
 
 def test_non_numeric_person_ids_get_a_dense_number(tmp_path):

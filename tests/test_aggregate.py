@@ -98,3 +98,19 @@ def test_errors(register, tmp_path):
 def test_default_standard(register):
     s = ls.aggregate.default_standard(register)
     assert list(s.columns) == ["sex", "age_band", "weight"] and s["weight"].sum() == 6
+
+
+def test_distinct_persons_whole_country_counts_a_mover_once(register):
+    p = ls.aggregate.distinct_persons(register, by=["region_name"], with_total=True, modality="MR", payer=None,
+                                      include_related=True).set_index("region_name")["persons"]
+    # person 2: private MR in Hovedstaden 2020, related MR in Nordjylland 2021 -> one person nationally
+    assert p.to_dict() == {"Hovedstaden": 2, "Nordjylland": 1, "Syddanmark": 1, "Landsplan": 3}
+
+
+def test_structured_where_matches_the_population(register):
+    r = ls.aggregate.strata_counts(register, by=["year"], where={"age": (30, 60), "employment": "employed"},
+                                   include_related=True).set_index("year")
+    assert r.loc[2020, "population"] == 1 and r.loc[2021, "population"] == 1  # person 1 (34, 35)
+    assert r.loc[2020, "events"] == 2
+    with pytest.raises(TypeError, match="structured filter"):
+        ls.aggregate.strata_counts(register, by=["year"], where="age BETWEEN 30 AND 60")

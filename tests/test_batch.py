@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -134,7 +135,32 @@ def test_interrupt_keeps_finished_runs(tmp_path, monkeypatch):
         batch.run_batch(NOTEBOOK, tmp_path, progress=False)
     runs = batch.read_runs(tmp_path)
     assert runs["region"].tolist() == ["Nordjylland"] and runs["status"].tolist() == ["completed"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["nordjylland", "runs.csv"]
+    # the folder marker says lumbarstats made the folder; no temporary folder is left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lumbarstats.json", "nordjylland", "runs.csv"]
+
+
+def test_killed_run_temporaries_are_removed_by_the_next_batch(tmp_path, monkeypatch):
+    """kill -9 leaves the running region's temporary folder; the next batch removes it (and only it)."""
+    import papermill
+
+    from lumbarstats import io as _io
+
+    monkeypatch.setattr(batch, "require_kernel", lambda name: Path("."))
+    stale = _io.staging_dir(tmp_path / "syddanmark", "batch-region")
+    (stale / "half.csv").write_text("x")
+    marker = json.loads((stale / _io.MARKER_NAME).read_text())
+    marker["pid"] = 2**22 + 7
+    (stale / _io.MARKER_NAME).write_text(json.dumps(marker))
+    dead = stale.with_name(stale.name.replace(f"-{os.getpid()}-", f"-{2**22 + 7}-"))
+    stale.rename(dead)
+    (tmp_path / "mine.txt").write_text("keep")
+
+    def fake_execute(inp, outp, parameters, **kw):
+        Path(outp).write_text("{}")
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    batch.run_batch(NOTEBOOK, tmp_path, regions="Nordjylland", progress=False, force=True)
+    assert not dead.exists() and (tmp_path / "mine.txt").read_text() == "keep"
 
 
 def test_other_notebook_in_same_out(tmp_path, monkeypatch):
@@ -182,39 +208,60 @@ def test_batch_failure_then_rerun(tmp_path, kernel):
         table = pd.read_csv(out / batch.region_slug(region) / "table.csv")
         assert table.to_dict("records") == [{"region": region, "value": 2 * len(region)}]
         assert (out / batch.region_slug(region) / "region_table.ipynb").is_file()
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary folders left
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [".lumbarstats.json"]  # no temporaries
     before = _mtimes(out)
 
-    # re-run without the failure: only Syddanmark runs, the others are skipped and untouched
-    with pytest.warns(UserWarning, match=r"other parameters .*Nordjylland \(\{\"fail_region\": \"Syddanmark\""):
-        rerun = batch.run_batch(NOTEBOOK, out, regions="all", parameters={"scale": 2}, kernel=kernel,
-                                progress=False)
+    # re-run with the same parameters and input: only the failed region runs, the others are untouched
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rerun = batch.run_batch(NOTEBOOK, out, regions="all", parameters={"fail_region": "Syddanmark", "scale": 2},
+                                kernel=kernel, progress=False)
     assert dict(zip(rerun["region"], rerun["status"], strict=True)) == {
-        r: ("completed" if r == "Syddanmark" else "skipped") for r in ALL}
+        r: ("failed" if r == "Syddanmark" else "skipped") for r in ALL}
+    assert _mtimes(out) == before | {k: v for k, v in _mtimes(out).items() if k.startswith("syddanmark.failed")}
+
+    # other parameters: every region runs again (their tables would come from the old parameters)
+    rerun = batch.run_batch(NOTEBOOK, out, regions="all", parameters={"scale": 2}, kernel=kernel, progress=False)
+    assert set(rerun["status"]) == {"completed"}
     after = _mtimes(out)
-    assert {k: v for k, v in after.items() if not k.startswith("syddanmark")} == {
-        k: v for k, v in before.items() if not k.startswith("syddanmark")}
+    assert all(after[k] > v for k, v in before.items() if not k.startswith(("syddanmark", ".lumbarstats")))
     assert not (out / "syddanmark.failed").exists()
     assert pd.read_csv(out / "syddanmark" / "table.csv")["value"].tolist() == [2 * len("Syddanmark")]
     runs = batch.read_runs(out).set_index("region")
     assert set(runs["status"]) == {"completed"} and set(runs["error"]) == {""}
-    assert runs.loc["Syddanmark", "parameters"] == '{"scale": 2}'
-    assert runs.loc["Hovedstaden", "parameters"] == '{"fail_region": "Syddanmark", "scale": 2}'
+    assert set(runs["parameters"]) == {'{"scale": 2}'}
+    assert runs["input_hash"].str.fullmatch(r"[0-9a-f]{16}").all()
 
-    # a deleted output runs again; force re-runs a completed region in place
+    # a deleted output runs again; region names in any case and without Danish letters
     import shutil
 
     shutil.rmtree(out / "nordjylland")
-    with pytest.warns(UserWarning, match="Landsplan"):
-        third = batch.run_batch(NOTEBOOK, out, regions="Nordjylland,Landsplan,Sjælland", kernel=kernel,
-                                progress=False, force=False)
+    third = batch.run_batch(NOTEBOOK, out, regions="NORDJYLLAND,landsplan,sjaelland", parameters={"scale": 2},
+                            kernel=kernel, progress=False)
+    assert third["region"].tolist() == ["Nordjylland", "Landsplan", "Sjælland"]
     assert third["status"].tolist() == ["completed", "skipped", "skipped"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # same parameters as the completed run: skipped without a warning
-        same = batch.run_batch(NOTEBOOK, out, regions="Nordjylland", kernel=kernel, progress=False)
-    assert same["status"].tolist() == ["skipped"]
+    # force re-runs a completed region in place
     forced = batch.run_batch(NOTEBOOK, out, regions="Landsplan", kernel=kernel, progress=False, force=True)
     assert forced["status"].tolist() == ["completed"]
-    assert (out / "landsplan" / "table.csv").stat().st_mtime_ns > before["landsplan/table.csv"]
+    assert (out / "landsplan" / "table.csv").stat().st_mtime_ns > after["landsplan/table.csv"]
     assert pd.read_csv(out / "landsplan" / "table.csv")["value"].tolist() == [len("Landsplan")]
     assert batch.read_runs(out)["region"].tolist() == ALL
+
+
+def test_changed_input_reruns_only_on_change(tmp_path, kernel):
+    """A changed notebook (input hash) re-runs the region; an unchanged one is skipped."""
+    import shutil
+
+    nb = tmp_path / "nb" / NOTEBOOK.name
+    nb.parent.mkdir()
+    shutil.copyfile(NOTEBOOK, nb)
+    out = tmp_path / "out"
+    first = batch.run_batch(nb, out, regions="Syddanmark", kernel=kernel, progress=False)
+    same = batch.run_batch(nb, out, regions="Syddanmark", kernel=kernel, progress=False)
+    assert first["status"].tolist() == ["completed"] and same["status"].tolist() == ["skipped"]
+    nb.write_text(nb.read_text(encoding="utf-8").replace("len(region) * scale", "len(region) * scale + 1"),
+                  encoding="utf-8")
+    changed = batch.run_batch(nb, out, regions="Syddanmark", kernel=kernel, progress=False)
+    assert changed["status"].tolist() == ["completed"]
+    assert changed["input_hash"].iloc[0] != first["input_hash"].iloc[0]
+    assert pd.read_csv(out / "syddanmark" / "table.csv")["value"].tolist() == [len("Syddanmark") + 1]

@@ -169,6 +169,9 @@ def test_related_codes_and_covariates(tables):
 
 
 def test_register_directory_equals_tables(tables, tmp_path):
+    # a register folder is validated: education may not be missing there (the dict of DataFrames above keeps
+    # the missing value to test the exclusion step), so both get the code "unknown" here
+    tables = dict(tables, population=tables["population"].fillna({"education": "unknown"}))
     for name, df in tables.items():
         df = df.copy()
         if "date" in df:
@@ -178,6 +181,14 @@ def test_register_directory_equals_tables(tables, tmp_path):
     b = ls.cohort.build_cohort(tmp_path, outcome="surgery")
     pd.testing.assert_frame_equal(a.data, b.data)
     pd.testing.assert_frame_equal(a.exclusions, b.exclusions)
+
+
+def test_register_directory_with_a_missing_covariate_is_refused(tables, tmp_path):
+    for name, df in tables.items():
+        df.to_parquet(tmp_path / f"{name}.parquet", index=False)
+    with pytest.raises(ls.io.RegisterValidationError) as err:
+        ls.cohort.build_cohort(tmp_path)
+    assert err.value.column == "education" and "missing" in err.value.rule and 102 in list(err.value.rows.index)
 
 
 def test_survival_on_cohort(tables):

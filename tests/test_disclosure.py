@@ -264,3 +264,49 @@ def test_cli_check_disclosure(tmp_path):
     assert r.exit_code == 1 and "small_cell" in r.output
     r = runner.invoke(app, ["check-disclosure", str(good)])
     assert r.exit_code == 0 and "no disclosure violations" in r.output
+
+
+# ------------------------------------------------------------------------------------------------
+# issue 12: unpublished residual cells, independent blocks, one marker, scanned notebooks
+# ------------------------------------------------------------------------------------------------
+def test_unpublished_small_residual_is_protected_and_dropped():
+    # groups A, B published, residual U (2 persons) not published; the three add up to a known total
+    df = pd.DataFrame({"group": ["A", "B", "U"], "persons": [40, 30, 2], "events": [40, 30, 2]})
+    res = disclosure.suppress(df, keys=["group"], group_totals={"group": None}, unpublished=[False, False, True])
+    assert res.mask.tolist() == [False, True, True]  # B hides U: A + B + U is known
+    out = disclosure.protect(df, keys=["group"], group_totals={"group": None}, unpublished=[False, False, True])
+    assert list(out["group"]) == ["A", "B"] and out.loc[1, "persons"] == disclosure.SUPPRESSED_MARKER
+
+
+def test_unpublished_large_residual_needs_no_protection():
+    df = pd.DataFrame({"group": ["A", "B", "U"], "persons": [40, 30, 20]})
+    res = disclosure.suppress(df, keys=["group"], group_totals={"group": None}, unpublished=[False, False, True])
+    assert res.mask.tolist() == [False, False, True]
+
+
+def test_determined_cells_in_independent_blocks():
+    # two unrelated tables of regions adding up to a total, stacked: each block is solved alone
+    df = pd.DataFrame({"table": ["a"] * 3 + ["b"] * 3, "region": ["X", "Y", "T"] * 2,
+                       "persons": [2, 30, 32, 10, 12, 22]})
+    res = disclosure.suppress(df, keys=["table", "region"], group_totals={"region": "T"})
+    assert res.mask.tolist() == [True, True, False, False, False, False]
+    hidden = np.array([True, False, False, True, True, False])
+    det = disclosure.determined_cells(df, hidden, keys=["table", "region"], group_totals={"region": "T"})
+    assert det.tolist() == [True, False, False, False, False, False]
+
+
+def test_protect_drops_the_primary_flag_column():
+    df = pd.DataFrame({"region": ["X", "Y"], "persons": [3, 30], "suppress": [True, False]})
+    out = disclosure.protect(df)
+    assert "suppress" not in out.columns and out.loc[0, "persons"] == disclosure.SUPPRESSED_MARKER
+
+
+def test_check_directory_reads_printed_tables_in_notebooks(tmp_path):
+    import json
+
+    table = pd.DataFrame({"region": ["Nordjylland", "Sjælland"], "Antal patienter": [40, 3]})
+    nb = {"cells": [{"cell_type": "code", "source": "x", "outputs": [
+        {"output_type": "stream", "name": "stdout", "text": table.to_string()}]}]}
+    (tmp_path / "x.ipynb").write_text(json.dumps(nb), encoding="utf-8")
+    v = disclosure.check_directory(tmp_path)
+    assert list(v["value"]) == [3.0] and list(v["column"]) == ["Antal patienter"]

@@ -172,7 +172,9 @@ def test_profile_small_cells_flagged():
     nat = tab[tab["region"] == "Landsplan"].set_index("sex")
     assert nat.loc["Kvinde", "persons"] == 6 and not nat.loc["Kvinde", "suppress"]
     assert nat.loc["Mand", "persons"] == 4 and nat.loc["Mand", "suppress"]
-    cov = profiles.profile_coverage(tab)
+    cov = profiles.profile_coverage(tab)  # a profile below the threshold: the coverage would give it back
+    assert cov.set_index("region").loc["Landsplan", "share_pct"] == "–"
+    cov = profiles.profile_coverage(tab.assign(suppress=False))
     assert cov.set_index("region").loc["Landsplan", "share_pct"] == pytest.approx(100.0)
 
 

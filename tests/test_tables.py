@@ -142,9 +142,9 @@ def test_table1_xlsx(exported, published_table1):
     for r in body:
         for year, v in zip(YEARS, r[1:], strict=True):
             assert v == pytest.approx(published_table1.loc[r[0], str(year)])
-    # numbers stay numbers; one decimal; Excel shows the reader's locale marks (14,7 in Danish Excel)
+    # numbers stay numbers; one decimal; shown with Danish marks (14,7), also where Excel's locale is not Danish
     cell = ws.cell(h + 2, 2)
-    assert isinstance(cell.value, float) and cell.number_format == "#,##0.0"
+    assert isinstance(cell.value, float) and cell.number_format == "[$-406]#,##0.0"
     texts = [r[0] for r in rows[h + 7:] if r[0]]
     assert NOTE_DA in texts and SOURCE_DA in texts
     assert any(t.startswith("Dokumentation: lumbarstats") and "SHA-256 0123456789ab" in t for t in texts)

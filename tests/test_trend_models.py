@@ -21,7 +21,8 @@ def test_apc_exact_on_noise_free_data():
     out = ls.trend.apc(_series(apc=5.0), time="year", events="events", population="pop", family="poisson")
     assert out["apc"].iloc[0] == pytest.approx(5.0, rel=1e-8)
     assert out["lower"].iloc[0] < 5 < out["upper"].iloc[0]
-    assert list(out.columns) == ["apc", "lower", "upper", "p_value", "conf_level", "method"]
+    assert list(out.columns) == ["apc", "lower", "upper", "p_value", "conf_level", "method", "reason"]
+    assert out["reason"].isna().all()
 
 
 def test_apc_by_group_and_quasipoisson_scaling():

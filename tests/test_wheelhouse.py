@@ -194,3 +194,87 @@ def test_offline_install_end_to_end(tmp_path):
         print("timings (s):", {k: round(v, 1) for k, v in timings.items()})
     else:
         print("lumbarstats.reproduce not in the wheel yet: reproduce not run")
+
+
+# -- the wheelhouse takes its wheels from the lock ----------------------------------------------------
+def _lock_pins(tmp_path, lines: list[str], target) -> dict:
+    text = "".join(f"{ln} --hash=sha256:{'a' * 64}\n" for ln in lines)
+    (tmp_path / "requirements.lock").write_text(text, encoding="utf-8")
+    return wh.lock.pins_for(wh.lock.read_lock(tmp_path / "requirements.lock"), target.environment)
+
+
+@pytest.fixture
+def index(tmp_path):
+    """Wheels a fake ``pip download --no-deps --require-hashes`` serves: exactly the pinned name==version."""
+    folder = tmp_path / "index"
+    folder.mkdir()
+    _wheel(folder, "click", "8.1.7", requires=['colorama; platform_system == "Windows"'])
+    _wheel(folder, "click", "8.2.0", requires=['colorama; platform_system == "Windows"'])
+    _wheel(folder, "colorama", "0.4.6", tag="py2.py3-none-any")
+    _wheel(folder, "numpy", "2.0.0", tag="cp311-cp311-win_amd64")
+    _wheel(folder, "numpy", "2.0.0", tag="cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64")
+    project = tmp_path / "project"
+    project.mkdir()
+    own = _wheel(project, "lumbarstats", "0.1.0", requires=["click>=8", "numpy>=1.26"])
+    return folder, own
+
+
+def _serve(index_folder: Path, calls: list):
+    def download(target, folder, pins, built, log):
+        calls.append(sorted(p.name for p in pins))
+        for pin in pins:
+            for whl in index_folder.glob(f"{pin.name}-{pin.version}-*.whl"):
+                if wh._tag_kind(whl, target)[0]:
+                    shutil.copy2(whl, folder / whl.name)
+    return download
+
+
+def test_download_takes_the_locked_versions_with_target_markers(tmp_path, index, monkeypatch):
+    index_folder, own = index
+    calls: list = []
+    monkeypatch.setattr(wh, "_download_pins", _serve(index_folder, calls))
+    target = wh.Target("windows", "3.11")
+    pins = _lock_pins(tmp_path, ["click==8.1.7", "colorama==0.4.6 ; sys_platform == 'win32'", "numpy==2.0.0",
+                                 "pytest==9.0.0"], target)
+    check = wh.download_target(target, tmp_path / "out", pins, own, tmp_path / "built", tmp_path / "log")
+    assert check.ok, wh.format_check(check, verbose=True)
+    assert {r["name"]: r["version"] for r in check.rows} == {
+        "lumbarstats": "0.1.0", "click": "8.1.7", "colorama": "0.4.6", "numpy": "2.0.0"}
+    # round 1: lumbarstats's requirements; round 2: colorama, needed by click on Windows only; never pytest
+    assert calls == [["click", "numpy"], ["colorama"]]
+
+    calls.clear()
+    linux = wh.Target("linux", "3.11")
+    check = wh.download_target(linux, tmp_path / "linux", _lock_pins(tmp_path, ["click==8.1.7", "numpy==2.0.0"],
+                               linux), own, tmp_path / "built", tmp_path / "log")
+    assert check.ok and calls == [["click", "numpy"]]
+
+
+def test_download_stops_on_a_requirement_the_lock_lacks(tmp_path, index, monkeypatch):
+    index_folder, own = index
+    monkeypatch.setattr(wh, "_download_pins", _serve(index_folder, []))
+    target = wh.Target("windows", "3.11")
+    pins = _lock_pins(tmp_path, ["click==8.1.7", "numpy==2.0.0"], target)  # no colorama for Windows
+    with pytest.raises(RuntimeError, match=r"win_amd64-cp311: requirement\(s\) not pinned in the lock: colorama"):
+        wh.download_target(target, tmp_path / "out", pins, own, tmp_path / "built", tmp_path / "log")
+
+
+def test_check_flags_a_wheel_that_is_not_the_locked_version(house, tmp_path):
+    target = wh.Target("linux", "3.11")
+    pins = _lock_pins(tmp_path, ["click==8.2.0", "numpy==2.0.0", "tomli==2.0.1"], target)
+    rows = {r["name"]: r for r in wh.check_target(house, target, ["lumbarstats"], pins).rows}
+    assert rows["click"]["problem"] == "the lock pins 8.2.0" and not rows["click"]["ok"]
+    assert rows["numpy"]["ok"] and rows["lumbarstats"]["ok"]  # the project itself is not in the lock
+    del pins["tomli"]
+    rows = {r["name"]: r for r in wh.check_target(house, target, ["lumbarstats"], pins).rows}
+    assert rows["tomli"]["problem"] == "not in the lock"
+
+
+def test_build_refuses_a_lock_that_does_not_satisfy_pyproject(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "1"\ndependencies = ["numpy>=2"]\n',
+                                             encoding="utf-8")
+    (tmp_path / "requirements.lock").write_text(f"numpy==1.26.4 --hash=sha256:{'a' * 64}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"(?s)does not satisfy pyproject.toml.*'numpy>=2' \(linux, Python 3.11\): "
+                                         r"the lock pins numpy==1.26.4"):
+        wh.build(tmp_path / "wheelhouse", wh.make_targets(["linux"], ["3.11"]), project=tmp_path)
+    assert not (tmp_path / "wheelhouse").exists()  # nothing built or written

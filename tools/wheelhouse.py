@@ -12,20 +12,24 @@ Run on a machine with internet access (``make wheelhouse`` or ``python tools/whe
       check-<target>.txt               the build's own check, one line per distribution
 
 How: ``pip wheel --no-deps`` builds lumbarstats itself (and the build fails if the wheel lacks any module
-of the source tree, e.g. a subpackage missing from ``[tool.setuptools] packages``); ``pip download --only-binary=:all: --platform …
---python-version … --implementation cp`` fetches the dependencies of each target.
+of the source tree, e.g. a subpackage missing from ``[tool.setuptools] packages``). The dependencies come
+from the project's lock, ``requirements.lock`` (tools/lock.py; the same file ``make test`` and ``make
+reproduce`` install): nothing is resolved here. Each target gets exactly the locked versions, downloaded
+with ``pip download --no-deps --require-hashes --only-binary=:all: --platform … --python-version …
+--implementation cp``, so every wheel is checked against the lock's sha256 hashes.
 
-pip evaluates environment markers (``; sys_platform == "win32"``) against the machine it runs on, not
-against ``--platform``, so a Windows wheelhouse built on Linux lacks e.g. ``colorama`` (click),
-``pywin32`` (jupyter-core) and carries ``pexpect`` it does not need. The build therefore checks every
-target itself: starting from lumbarstats's own requirements it walks the ``Requires-Dist`` metadata of
-the downloaded wheels, evaluating markers for the *target* (Windows/Linux, Python 3.11/3.12), and
-verifies that every required distribution is present, in a version that satisfies the specifier, as a
-wheel compatible with the target (``win_amd64``/``manylinux``/``abi3``/``none-any``). Requirements that
-pip missed are downloaded in a further round; wheels that the target does not need are removed. A
-dependency that publishes only a source distribution is built here with ``pip wheel`` and kept if the
-result is pure Python (``py3-none-any``). The command prints the check as a table and exits non-zero
-if any target does not resolve completely.
+Which locked distributions a target needs follows from the wheels themselves, with markers evaluated for
+the *target* (Windows/Linux, Python 3.11/3.12), not for the machine that builds (pip would evaluate
+``; sys_platform == "win32"`` for this machine and miss e.g. ``colorama`` on Windows): starting from
+lumbarstats's own wheel, the build walks the ``Requires-Dist`` metadata of the downloaded wheels and
+downloads, round by round, the locked pin of every requirement not yet present, until nothing is
+missing. A requirement the lock does not pin for the target stops the build (regenerate the lock:
+``make lock``). The final check verifies that every required distribution is present, in the locked
+version, satisfying every specifier, as a wheel compatible with the target
+(``win_amd64``/``manylinux``/``abi3``/``none-any``). A dependency that publishes only a source
+distribution is built here with ``pip wheel`` from its hash-checked sdist and kept if the result is pure
+Python (``py3-none-any``). The command prints the check as a table and exits non-zero if any target
+does not resolve completely.
 
 Finally (``--check-install``, on by default where possible) a fresh virtual environment is created for
 each Linux target whose Python version matches an interpreter on this machine, and
@@ -40,6 +44,7 @@ from __future__ import annotations
 import argparse
 import email.parser
 import hashlib
+import importlib.util
 import os
 import re
 import shutil
@@ -47,7 +52,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,11 +60,25 @@ try:
     from packaging.requirements import Requirement
     from packaging.tags import Tag, compatible_tags, cpython_tags
     from packaging.utils import canonicalize_name, parse_wheel_filename
+    from packaging.version import Version
 except ImportError:  # pragma: no cover - pip always vendors packaging
     from pip._vendor.packaging.requirements import Requirement
     from pip._vendor.packaging.tags import Tag, compatible_tags, cpython_tags
     from pip._vendor.packaging.utils import canonicalize_name, parse_wheel_filename
+    from pip._vendor.packaging.version import Version
 
+
+
+def _load_lock_tool():
+    """tools/lock.py (reading and checking requirements.lock), also when this file is loaded by path."""
+    spec = importlib.util.spec_from_file_location("lumbarstats_lock_tool", Path(__file__).with_name("lock.py"))
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look the module up while building the classes
+    spec.loader.exec_module(mod)
+    return mod
+
+
+lock = _load_lock_tool()
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON_VERSIONS = ("3.11", "3.12")
 PLATFORMS = ("windows", "linux")
@@ -102,16 +120,7 @@ class Target:
     @property
     def environment(self) -> dict[str, str]:
         """PEP 508 marker environment of the target (not of the machine that builds the wheelhouse)."""
-        full = f"{self.python}.0"
-        env = {"implementation_name": "cpython", "implementation_version": full, "python_version": self.python,
-               "python_full_version": full, "platform_python_implementation": "CPython", "extra": ""}
-        if self.system == "windows":
-            env.update(os_name="nt", sys_platform="win32", platform_system="Windows", platform_machine="AMD64",
-                       platform_release="10", platform_version="10.0.20348")
-        else:
-            env.update(os_name="posix", sys_platform="linux", platform_system="Linux", platform_machine="x86_64",
-                       platform_release="", platform_version="")
-        return env
+        return lock.marker_environment(self.system, self.python)
 
 
 def make_targets(platforms, pythons, glibc: str = DEFAULT_GLIBC) -> list[Target]:
@@ -161,6 +170,7 @@ class Check:
     rows: list[dict]
     missing: list[str]
     unused: list[Path]
+    missing_names: list[str] = field(default_factory=list)  # canonical names of ``missing``
 
     @property
     def ok(self) -> bool:
@@ -178,14 +188,16 @@ def _tag_kind(path: Path, target: Target) -> tuple[bool, str]:
     return True, f"{t[2]}" + (" (abi3)" if t[1] == "abi3" else "")
 
 
-def check_target(folder: Path, target: Target, roots: list[str]) -> Check:
+def check_target(folder: Path, target: Target, roots: list[str], pins: dict | None = None) -> Check:
     """Walk the requirement graph from ``roots`` under the target's markers through the wheels in ``folder``.
 
     Every reached distribution must have exactly one wheel in ``folder`` whose version satisfies all the
-    specifiers that reach it and whose tags the target installs. Returns the table rows
+    specifiers that reach it and whose tags the target installs, and, given the lock's ``pins`` for the
+    target (name -> lock.Pin), is the locked version. Returns the table rows
     (name, version, wheel, kind, required_by, ok, problem), the requirements with no wheel at all, and the
     wheels no requirement reaches.
     """
+    roots_names = {canonicalize_name(Requirement(r).name) for r in roots}
     by_name: dict[str, list[Dist]] = {}
     for whl in sorted(folder.glob("*.whl")):
         d = read_wheel(whl)
@@ -230,11 +242,17 @@ def check_target(folder: Path, target: Target, roots: list[str]) -> Check:
         for spec in info["specs"]:
             if spec and not Requirement(f"{name}{spec}").specifier.contains(d.version, prereleases=True):
                 problems.append(f"version {d.version} does not satisfy {spec}")
+        if pins is not None and name not in roots_names:
+            if name not in pins:
+                problems.append("not in the lock")
+            elif pins[name].version != d.version:
+                problems.append(f"the lock pins {pins[name].version}")
         rows.append({"name": name, "version": d.version, "wheel": d.path.name, "kind": kind,
                      "required_by": ",".join(sorted(info["required_by"])), "ok": not problems,
                      "problem": "; ".join(problems)})
     unused = [d.path for n, ds in by_name.items() if n not in seen for d in ds]
-    return Check(target, rows, sorted(missing.values()), unused)
+    names = sorted(missing)
+    return Check(target, rows, [missing[n] for n in names], unused, names)
 
 
 def format_check(check: Check, verbose: bool = False) -> str:
@@ -253,16 +271,7 @@ def format_check(check: Check, verbose: bool = False) -> str:
 
 
 # -- building -----------------------------------------------------------------------------------------
-def project_requirements(project: Path, extras: list[str]) -> list[str]:
-    """``[project] dependencies`` (+ optional-dependency groups) of pyproject.toml."""
-    meta = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    reqs = list(meta.get("dependencies", []))
-    optional = meta.get("optional-dependencies", {})
-    for e in extras:
-        if e not in optional:
-            raise ValueError(f"no optional dependency group {e!r} in pyproject.toml (have {sorted(optional)})")
-        reqs += optional[e]
-    return reqs
+project_requirements = lock.project_requirements
 
 
 def _pip(args: list[str], log: Path | None = None, env: dict | None = None, python: str | None = None,
@@ -303,59 +312,83 @@ def missing_modules(package_dir: Path, wheel: Path) -> list[str]:
 _NO_DIST = re.compile(r"No matching distribution found for ([^\s]+)")
 
 
-def _build_pure(req: str, built: Path, log: Path) -> Path:
-    """Build a wheel of a source-only dependency; only a pure-Python result is usable on every target."""
+def _build_pure(pin, built: Path, log: Path) -> Path:
+    """Build a wheel of a source-only dependency from its hash-checked sdist (once for all targets); only a
+    pure-Python result is usable on every target."""
+    for whl in built.glob("*.whl"):
+        name, version, _, _ = parse_wheel_filename(whl.name)
+        if canonicalize_name(name) == pin.name and str(version) == str(Version(pin.version)):
+            return whl
     before = set(built.glob("*.whl"))
-    _pip(["wheel", "--no-deps", "--wheel-dir", str(built), req], log)
-    new = sorted(set(built.glob("*.whl")) - before) or sorted(built.glob(f"{canonicalize_name(Requirement(req).name).replace('-', '_')}-*.whl"))
+    req_file = built / f".lock-{pin.name}.txt"
+    req_file.write_text(pin.requirement_line() + "\n", encoding="utf-8")
+    try:
+        _pip(["wheel", "--no-deps", "--require-hashes", "--wheel-dir", str(built), "-r", str(req_file)], log)
+    finally:
+        req_file.unlink()
+    new = sorted(set(built.glob("*.whl")) - before)
     if not new:
-        raise RuntimeError(f"building {req} gave no wheel")
+        raise RuntimeError(f"building {pin.name}=={pin.version} gave no wheel")
     for whl in new:
         if not whl.name.endswith("-none-any.whl"):
-            raise RuntimeError(f"{req} publishes no wheel for the target and builds to {whl.name}, which is not "
-                               "pure Python: it cannot go into an offline wheelhouse for another platform")
+            raise RuntimeError(f"{pin.name}=={pin.version} publishes no wheel for the target and builds to "
+                               f"{whl.name}, which is not pure Python: it cannot go into an offline wheelhouse "
+                               "for another platform")
     return new[0]
 
 
-def download_target(target: Target, folder: Path, reqs: list[str], project_wheel: Path, built: Path,
-                    log: Path, extras: list[str] | None = None, max_rounds: int = 8) -> Check:
-    """Fill ``folder`` with the wheels of ``target`` and return the final check."""
+def _download_pins(target: Target, folder: Path, pins: list, built: Path, log: Path) -> None:
+    """``pip download --no-deps --require-hashes`` of locked pins for the target; source-only ones are built."""
+    todo = list(pins)
+    req_file = folder.parent / f".lock-{target.name}.txt"
+    while todo:
+        req_file.write_text("".join(p.requirement_line() + "\n" for p in todo), encoding="utf-8")
+        args = ["download", "--no-deps", "--require-hashes", "--only-binary=:all:", "--implementation", "cp",
+                "--python-version", target.python, "--dest", str(folder), "-r", str(req_file)]
+        for plat in target.pip_platforms:
+            args += ["--platform", plat]
+        try:
+            proc = _pip(args, log, check=False)
+        finally:
+            req_file.unlink()
+        if proc.returncode == 0:
+            return
+        m = _NO_DIST.search(proc.stdout + proc.stderr)
+        pin = next((p for p in todo if m and p.name == canonicalize_name(Requirement(m.group(1)).name)), None)
+        if pin is None:
+            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+            raise RuntimeError(f"pip download for {target.name} failed:\n{tail}")
+        shutil.copy2(_build_pure(pin, built, log), folder)
+        todo.remove(pin)
+
+
+def download_target(target: Target, folder: Path, pins: dict, project_wheel: Path, built: Path,
+                    log: Path, extras: list[str] | None = None, max_rounds: int = 40) -> Check:
+    """Fill ``folder`` with the locked wheels that ``target`` needs and return the final check.
+
+    ``pins`` are the lock's pins for the target (``lock.pins_for``). Each round downloads the pins of the
+    requirements that no wheel in ``folder`` satisfies yet, walking lumbarstats's requirement graph under the
+    target's markers; no resolver is involved, so the wheelhouse holds exactly the locked versions.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy2(project_wheel, folder / project_wheel.name)
     own = read_wheel(project_wheel).name
     roots = [f"{own}[{','.join(extras)}]" if extras else own]
-    wanted = list(reqs)
-    check = None
     for _ in range(max_rounds):
-        req_file = folder.parent / f".requirements-{target.name}.txt"
-        req_file.write_text("\n".join(wanted) + "\n", encoding="utf-8")
-        args = ["download", "--only-binary=:all:", "--implementation", "cp", "--python-version", target.python,
-                "--dest", str(folder), "--find-links", str(built), "-r", str(req_file)]
-        for p in target.pip_platforms:
-            args += ["--platform", p]
-        proc = _pip(args, log, check=False)
-        req_file.unlink()
-        if proc.returncode != 0:
-            m = _NO_DIST.search(proc.stdout + proc.stderr)
-            if not m:
-                tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-                raise RuntimeError(f"pip download for {target.name} failed:\n{tail}")
-            _build_pure(m.group(1), built, log)
-            continue
-        check = check_target(folder, target, roots)
+        check = check_target(folder, target, roots, pins)
         if not check.missing:
             break
-        # requirements pip skipped because it evaluated their markers for this machine, not the target
-        names = {r.split()[0] for r in check.missing}
-        new = [n for n in names if n not in wanted]
-        if not new:
-            break
-        wanted += new
-    if check is None:
-        raise RuntimeError(f"pip download for {target.name} did not succeed in {max_rounds} rounds (see build.log)")
-    for path in check.unused:  # wheels pip fetched for markers of the build machine
+        unpinned = [text for name, text in zip(check.missing_names, check.missing, strict=True) if name not in pins]
+        if unpinned:
+            raise RuntimeError(f"{target.name}: requirement(s) not pinned in the lock: {'; '.join(unpinned)}. "
+                               "Regenerate the lock (make lock) from pyproject.toml")
+        _download_pins(target, folder, [pins[n] for n in check.missing_names], built, log)
+    else:
+        raise RuntimeError(f"{target.name}: the requirement graph was not complete after {max_rounds} rounds "
+                           "(see build.log)")
+    for path in check.unused:  # e.g. a wheel of an earlier build in a reused folder
         path.unlink()
-    return check_target(folder, target, roots)
+    return check_target(folder, target, roots, pins)
 
 
 def write_lock(check: Check, folder: Path, out: Path) -> Path:
@@ -419,13 +452,20 @@ def install_offline(folder: Path, venv: Path, interpreter: str | None = None, lo
 
 # -- main ---------------------------------------------------------------------------------------------
 def build(out: Path, targets: list[Target], project: Path = ROOT, extras: list[str] | None = None,
-          check_install: bool = True, verbose: bool = False) -> bool:
-    """Build the wheelhouse for ``targets`` in ``out``; True if every target resolves completely."""
+          check_install: bool = True, verbose: bool = False, lock_file: Path | None = None) -> bool:
+    """Build the wheelhouse for ``targets`` in ``out`` from the lock; True if every target resolves completely."""
+    lock_file = Path(lock_file or project / lock.LOCK_FILE)
+    pins = lock.read_lock(lock_file)
+    project_requirements(project, extras or [])  # an unknown extra is an error before anything is built
+    problems = lock.check_lock(project, pins, sorted({t.system for t in targets}),
+                               sorted({t.python for t in targets}))
+    if problems:
+        raise ValueError(f"{lock_file} does not satisfy pyproject.toml; regenerate it with `make lock`:\n  "
+                         + "\n  ".join(problems))
     out.mkdir(parents=True, exist_ok=True)
     log = out / "build.log"
     log.write_text("", encoding="utf-8")
     t0 = time.perf_counter()
-    reqs = project_requirements(project, extras or [])
     built = out / "_built"  # pure-Python wheels built from source-only dependencies
     built.mkdir(exist_ok=True)
     project_wheel = build_project_wheel(project, out / "_project", log)
@@ -440,7 +480,8 @@ def build(out: Path, targets: list[Target], project: Path = ROOT, extras: list[s
         final = out / target.name
         tmp = out / f".tmp-{target.name}"
         shutil.rmtree(tmp, ignore_errors=True)
-        check = download_target(target, tmp, reqs, project_wheel, built, log, extras or [])
+        check = download_target(target, tmp, lock.pins_for(pins, target.environment), project_wheel, built, log,
+                                extras or [])
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         write_lock(check, final, out)
@@ -502,6 +543,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--glibc", default=DEFAULT_GLIBC, help="newest glibc of the Linux servers (default 2.28)")
     p.add_argument("--extras", default="", help="optional dependency groups too, e.g. notebook (jupyterlab)")
     p.add_argument("--project", type=Path, default=ROOT, help="project folder with pyproject.toml")
+    p.add_argument("--lock", type=Path, default=None,
+                   help=f"the lock the wheels are taken from (default: PROJECT/{lock.LOCK_FILE})")
     p.add_argument("--no-check-install", action="store_true", help="skip the offline install into a fresh venv")
     p.add_argument("-v", "--verbose", action="store_true", help="print every distribution of every target")
     a = p.parse_args(argv)
@@ -514,7 +557,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         targets = make_targets(plats, pys, a.glibc)
         extras = [x.strip() for x in a.extras.split(",") if x.strip()]
-        ok = build(a.out, targets, a.project, extras, check_install=not a.no_check_install, verbose=a.verbose)
+        ok = build(a.out, targets, a.project, extras, check_install=not a.no_check_install, verbose=a.verbose,
+                   lock_file=a.lock)
     except (ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -12,17 +12,17 @@ step succeeded; nothing is written if the input fails validation.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
 from lumbarstats import dictionary
+from lumbarstats import io as _io
 
 from . import cci as cci_mod
 from .layout import Layout, RegisterSpec, load_layout
@@ -59,6 +59,10 @@ class _Run:
         self.y0, self.y1 = layout.years(dd)
         self.adult = layout.adult_min_age(dd)
         self.report_rows: list[pd.DataFrame] = []
+        self.unparseable_dates = layout.options.get("unparseable_procedure_dates", "error") or "error"
+        if self.unparseable_dates not in ("error", "contact_date", "drop"):
+            raise ValueError("options.unparseable_procedure_dates must be 'error', 'contact_date' or 'drop', "
+                             f"got {self.unparseable_dates!r}")
         self.rows_in: dict[str, int] = {}
         self.notes: list[pd.DataFrame] = []
         self.files: dict[str, list[str]] = {}
@@ -379,12 +383,45 @@ class _Run:
             raise FileNotFoundError(f"register {name!r} needs its parent register {parent!r}, whose files were not found")
         key = self.layout.register(parent).get("key")
         no_match = "no_matching_contact" if parent == "lpr3_kontakter" else "no_matching_admission"
-        own_date = "norm_date(r.date), " if "date" in reg.columns else ""
+        # a record's own date that is present but unreadable is never silently replaced by the contact date:
+        # bad_date marks it (see _check_unparseable_dates for what happens then)
+        if "date" in reg.columns:
+            bad = "(nullif(trim(r.date), '') IS NOT NULL AND norm_date(r.date) IS NULL)"
+            fallback = "p.pdate" if self.unparseable_dates == "contact_date" else "NULL"
+            edate = f"CASE WHEN {bad} THEN {fallback} ELSE COALESCE(norm_date(r.date), p.pdate) END"
+        else:
+            bad, edate = "FALSE", "p.pdate"
         return f"""
             SELECT r.*, norm_key(r.{key}) AS rkey, p.pkey, p.reason AS parent_reason, p.payer,
-                   COALESCE({own_date}p.pdate) AS edate, p.rkey IS NOT NULL AS matched,
+                   {edate} AS edate, {bad} AS bad_date, p.rkey IS NOT NULL AS matched,
                    '{no_match}' AS no_match, {sql_literal(reg.get('era', ''))} AS era
             FROM raw_{name} r LEFT JOIN {parent}_c p ON p.rkey = norm_key(r.{key})"""
+
+    def _check_unparseable_dates(self, name: str) -> None:
+        """Own dates that are present but not a date: an error naming register, file, column and rows
+        (default), or — with ``options.unparseable_procedure_dates`` ``contact_date`` / ``drop`` — the contact
+        date used / the row dropped, counted per year in the ingest report."""
+        # only rows that would otherwise be kept matter (a record dropped for its code needs no date)
+        which = "bad_date AND reason0 = 'unparseable_date'" if self.unparseable_dates != "contact_date" \
+            else "bad_date AND reason0 IS NULL"
+        bad = self.con.table(f"{name}_c").filter(which)  # relational API: no values in SQL text
+        n = int(bad.aggregate("count(*)").fetchall()[0][0])
+        if not n:
+            return
+        if self.unparseable_dates == "error":
+            rows = bad.project("_source AS file, date AS raw_date, code").limit(5).df()
+            column = self.layout.register(name).columns.get("date")
+            raise ValueError(
+                f"register {name!r}, column {column!r}: {n} date(s) that are not dates (rule: ISO YYYY-MM-DD, "
+                f"YYYYMMDD, DDMONYYYY or options.date_format); they are never replaced by the contact date "
+                f"silently. Fix the file, or set options.unparseable_procedure_dates to 'contact_date' or "
+                f"'drop' (counted in the ingest report). First rows:\n{rows.to_string(index=False)}")
+        if self.unparseable_dates == "contact_date":
+            notes = bad.aggregate("CAST(year(edate) AS INTEGER) AS year, count(*) AS rows",
+                                  "CAST(year(edate) AS INTEGER)").df()
+            notes.insert(0, "register", name)
+            notes["note"] = "unparseable_date_contact_date_used"
+            self.notes.append(notes[["register", "year", "note", "rows"]])
 
     def build_procedures(self) -> None:
         req = self.layout.options.get("require_population_row", {}) or {}
@@ -406,6 +443,7 @@ class _Run:
                 WHEN code0 IS NULL THEN 'missing_code'
                 WHEN pcode IS NULL THEN 'code_not_in_dictionary'
                 WHEN NOT counted THEN 'code_not_counted'
+                WHEN bad_date AND edate IS NULL THEN 'unparseable_date'
                 WHEN edate IS NULL THEN 'missing_date'
                 WHEN year(edate) < {self.y0} OR year(edate) > {self.y1} THEN 'outside_study_years'
                 WHEN person_id IS NULL THEN 'person_not_in_bef'
@@ -415,6 +453,7 @@ class _Run:
                      THEN 'no_population_row'
             END AS reason0
             FROM c""")
+            self._check_unparseable_dates(name)
             parts.append(f"SELECT register, era, person_id, edate, pcode, code0, target, modality, payer, reason0 FROM {name}_c")
         if not parts:
             self.con.execute("""CREATE TABLE proc_all (register VARCHAR, era VARCHAR, person_id BIGINT, edate DATE,
@@ -562,8 +601,9 @@ def ingest(raw_dir: str | Path, out_dir: str | Path, config: str | Path | dict |
         raise FileNotFoundError(f"raw folder {raw_dir} does not exist")
     layout = load_layout(config, dictionary_path=dictionary_path)
     dd = dictionary.load(dictionary_path)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".ingest_staging_", dir=out_dir))
+    _io.clean_stale_temporaries(out_dir.parent)  # a killed ingest's staging folder
+    # a marked temporary folder beside OUT (same file system): nothing appears in OUT until every step passed
+    staging = _io.staging_dir(out_dir, "ingest-staging")
     con = duckdb.connect(str(staging / "ingest.duckdb"))
     try:
         (staging / "tmp").mkdir()
@@ -606,6 +646,7 @@ def ingest(raw_dir: str | Path, out_dir: str | Path, config: str | Path | dict |
         (staging / "ingest_report.md").write_text(report.to_markdown(), encoding="utf-8")
         staged.update({n: staging / n for n in ("metadata.json", "ingest_report.csv", "ingest_report.md")})
         con.close()
+        out_dir.mkdir(parents=True, exist_ok=True)
         for name, path in staged.items():
             os.replace(path, out_dir / name)
         return report
@@ -614,7 +655,8 @@ def ingest(raw_dir: str | Path, out_dir: str | Path, config: str | Path | dict |
             con.close()
         except Exception:  # noqa: BLE001 - already closed
             pass
-        shutil.rmtree(staging, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            _io.remove_owned_tree(staging)
 
 
 def _version() -> str:

@@ -30,18 +30,17 @@ Derivation (population year *Y* comes from the snapshot of 31 December *Y*-1):
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import inspect
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from lumbarstats import dictionary
+from lumbarstats import io as _io
 
 __all__ = ["generate_raw", "write_raw", "encode_cci_history", "UNIT_CONDITION_CODES"]
 
@@ -127,14 +126,49 @@ def _date_in_year(year, h) -> np.ndarray:
     return pd.to_datetime(days + (np.asarray(h) % 365), unit="D").date
 
 
+RAW_KIND = "raw-register"
+MANIFEST = "raw_manifest.json"
+
+
+def is_raw_register(folder: Path) -> bool:
+    """A folder written by :func:`write_raw` (also by versions before the folder marker existed)."""
+    man = Path(folder) / MANIFEST
+    try:
+        return man.is_file() and json.loads(man.read_text(encoding="utf-8")).get("generator") == \
+            "lumbarstats.adapters.raw_layout"
+    except (OSError, ValueError):
+        return False
+
+
 def write_raw(canonical_dir: str | Path, out_dir: str | Path, *, seed: int = 2024, traps: bool = True,
-              extra_meta: dict | None = None) -> Path:
+              extra_meta: dict | None = None, force: bool = False) -> Path:
     """Write the raw register layouts derived from a canonical register directory into ``out_dir``.
 
-    Returns ``out_dir``. The folder is written in a temporary sibling and moved into place.
+    Returns ``out_dir``. The files are written in a temporary sibling folder and moved into place; a
+    non-empty ``out_dir`` that lumbarstats did not make is refused unless ``force``, and files the toolkit
+    did not write are never deleted (see :func:`lumbarstats.io.install_staged`).
     """
     src, out = Path(canonical_dir), Path(out_dir)
+    _io.check_folder(out, RAW_KIND, force, is_raw_register)
     dd = dictionary.load()
+    pop, exams, surg, exits = _read_canonical(src)
+    _io.clean_stale_temporaries(out.parent)
+    tmp = _io.staging_dir(out, RAW_KIND)
+    try:
+        manifest = _write_all(tmp, dd, pop, exams, surg, exits, seed=seed, traps=traps)
+        manifest.update({"generator": "lumbarstats.adapters.raw_layout", "seed": seed, "source": str(src),
+                         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
+        manifest.update(extra_meta or {})
+        _io.write_text(json.dumps(manifest, indent=2, default=str), tmp / MANIFEST)
+        _io.install_staged(tmp, out, RAW_KIND, force=force, recognise=is_raw_register, last=(MANIFEST,))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            _io.remove_owned_tree(tmp)
+        raise
+    return out
+
+
+def _read_canonical(src: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     pop = pd.read_parquet(src / "population.parquet")
     exams = pd.read_parquet(src / "examinations.parquet")
     surg = pd.read_parquet(src / "surgery.parquet")
@@ -144,34 +178,19 @@ def write_raw(canonical_dir: str | Path, out_dir: str | Path, *, seed: int = 202
         for c in df.columns:
             if isinstance(df[c].dtype, pd.CategoricalDtype):
                 df[c] = df[c].astype(object).where(df[c].notna(), None)
-    pop = pop.sort_values(["person_id", "year"]).reset_index(drop=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}_", dir=out.parent))
-    try:
-        manifest = _write_all(tmp, dd, pop, exams, surg, exits, seed=seed, traps=traps)
-        manifest.update({"generator": "lumbarstats.adapters.raw_layout", "seed": seed, "source": str(src),
-                         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
-        manifest.update(extra_meta or {})
-        (tmp / "raw_manifest.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return pop.sort_values(["person_id", "year"]).reset_index(drop=True), exams, surg, exits
 
 
 def _write(df: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".csv":
-        df.to_csv(path, index=False)
+        _io.write_csv(df, path)
     elif path.suffix == ".xpt":
         import pyreadstat
 
-        pyreadstat.write_xport(df, str(path), table_name=path.stem.upper()[:8], file_format_version=5)
+        _io.write_with(path, lambda tmp: pyreadstat.write_xport(df, str(tmp), table_name=path.stem.upper()[:8],
+                                                                file_format_version=5))
     else:
-        df.to_parquet(path, index=False)
+        _io.write_parquet(df, path)
 
 
 def _write_by_year(df: pd.DataFrame, year: pd.Series, pattern: str, root: Path) -> None:
@@ -180,8 +199,24 @@ def _write_by_year(df: pd.DataFrame, year: pd.Series, pattern: str, root: Path) 
 
 
 def _write_all(root: Path, dd, pop, exams, surg, exits, *, seed: int, traps: bool) -> dict:
+    """Every raw file, in named steps; the order of the steps fixes the record numbers (deterministic)."""
     manifest: dict = {"traps": {}}
     salt = int(seed) % 100000
+    child_ids = _write_population_snapshots(root, dd, pop, salt, traps, manifest)
+    reg = _PatientRegister()
+    _add_examinations(reg, exams, salt, traps, manifest)
+    _add_surgery(reg, surg)
+    if traps:
+        _add_code_traps(manifest, pop, child_ids, salt, reg.add_lpr2, reg.add_lpr3, reg.rec, reg.lpr2_ube)
+    _add_cci_diagnoses(reg, pop, salt, traps, manifest)
+    _write_patient_register(root, reg, manifest)
+    _write_exits(root, exits, traps, manifest)
+    return manifest
+
+
+def _lookups(dd) -> dict:
+    """Municipalities per region, HFAUDD codes per education level, SOCIO13 per employment group, DB07 divisions
+    per industry group."""
     mun = pd.read_csv(dd.root / "codelists" / "municipality_region.csv")
     mun_by_region = {r: g["code"].to_numpy() for r, g in mun.groupby("region")}
     hf = pd.read_csv(dd.root / "codelists" / "hfaudd_example.csv", dtype=str)
@@ -198,8 +233,12 @@ def _write_all(root: Path, dd, pop, exams, surg, exits, *, seed: int, traps: boo
     for r in ind.itertuples():
         secs = str(r.db07_sections).split(";")
         div_by_group[r.code] = sec.loc[sec["section"].isin(secs), "division"].to_numpy()
+    return {"mun": mun_by_region, "hf": hf_by_edu, "socio": socio_by_emp, "div": div_by_group}
 
-    lookups = {"mun": mun_by_region, "hf": hf_by_edu, "socio": socio_by_emp, "div": div_by_group}
+
+def _write_population_snapshots(root: Path, dd, pop, salt: int, traps: bool, manifest: dict) -> np.ndarray:
+    """BEF, UDDA and AKM per snapshot (with children in BEF as a trap); returns the children's ids."""
+    lookups = _lookups(dd)
     snaps = sorted(int(y) - 1 for y in pop["year"].unique())
     child = pd.DataFrame(columns=["id", "snap", "by"])
     child_ids = np.array([], dtype=np.int64)
@@ -214,34 +253,47 @@ def _write_all(root: Path, dd, pop, exams, surg, exits, *, seed: int, traps: boo
     for year, part in pop.groupby("year", sort=True, observed=True):
         ch = child[child["snap"] == int(year) - 1]
         _write_snapshot(root, part, ch, int(year) - 1, salt, lookups)
+    return child_ids
 
-    # -- procedures ----------------------------------------------------------------------------------
-    rec = _Ids(1_000_001)
-    kon = _Ids(5_000_001)
-    lpr2_adm, lpr2_ube, lpr2_opr, lpr2_diag = [], [], [], []
-    mp_adm, mp_ube = [], []
-    k_rows, k_andre, k_kir, k_diag = [], [], [], []
-    lpr3_start = dt.date(2019, 1, 1)
 
-    def add_lpr2(person, date, code, table, sgh="1301"):
-        r = rec.take(len(person))
-        lpr2_adm.append(pd.DataFrame({"RECNUM": r, "PNR": _pnr(person), "C_SGH": sgh, "D_INDDTO": date, "C_PATTYPE": "2"}))
-        (lpr2_ube if table == "ube" else lpr2_opr).append(pd.DataFrame({"RECNUM": r, "C_OPR": code, "D_ODTO": date}))
+class _PatientRegister:
+    """The LPR2, MiniPas and LPR3 rows collected before writing, with their record and contact numbers."""
+
+    LPR3_START = dt.date(2019, 1, 1)
+
+    def __init__(self):
+        self.rec = _Ids(1_000_001)
+        self.kon = _Ids(5_000_001)
+        self.lpr2_adm, self.lpr2_ube, self.lpr2_opr, self.lpr2_diag = [], [], [], []
+        self.mp_adm, self.mp_ube = [], []
+        self.k_rows, self.k_andre, self.k_kir, self.k_diag = [], [], [], []
+
+    def add_lpr2(self, person, date, code, table, sgh="1301"):
+        r = self.rec.take(len(person))
+        self.lpr2_adm.append(pd.DataFrame({"RECNUM": r, "PNR": _pnr(person), "C_SGH": sgh, "D_INDDTO": date,
+                                           "C_PATTYPE": "2"}))
+        (self.lpr2_ube if table == "ube" else self.lpr2_opr).append(
+            pd.DataFrame({"RECNUM": r, "C_OPR": code, "D_ODTO": date}))
         return r
 
-    def add_minipas(person, date, code, flag):
-        r = rec.take(len(person))
-        mp_adm.append(pd.DataFrame({"RECNUM": r, "PNR": _pnr(person), "C_SGH": "8800", "D_INDDTO": date, "OFFHENV": flag}))
-        mp_ube.append(pd.DataFrame({"RECNUM": r, "C_OPR": code, "D_ODTO": date}))
+    def add_minipas(self, person, date, code, flag):
+        r = self.rec.take(len(person))
+        self.mp_adm.append(pd.DataFrame({"RECNUM": r, "PNR": _pnr(person), "C_SGH": "8800", "D_INDDTO": date,
+                                         "OFFHENV": flag}))
+        self.mp_ube.append(pd.DataFrame({"RECNUM": r, "C_OPR": code, "D_ODTO": date}))
 
-    def add_lpr3(person, date, code, table, own, fin, system="LPR3"):
-        c = kon.take(len(person))
-        k_rows.append(pd.DataFrame({"DW_EK_KONTAKT": c, "CPR": _pnr(person), "DATO_START": date, "SORENHED_ANS": "6620",
-                                    "EJERFORHOLD": own, "FINANSIERING": fin, "INDBERETNINGSSYSTEM": system}))
-        (k_andre if table == "andre" else k_kir).append(pd.DataFrame({"DW_EK_KONTAKT": c, "PROCEDUREKODE": code,
-                                                                      "DATO_START": date}))
+    def add_lpr3(self, person, date, code, table, own, fin, system="LPR3"):
+        c = self.kon.take(len(person))
+        self.k_rows.append(pd.DataFrame({"DW_EK_KONTAKT": c, "CPR": _pnr(person), "DATO_START": date,
+                                         "SORENHED_ANS": "6620", "EJERFORHOLD": own, "FINANSIERING": fin,
+                                         "INDBERETNINGSSYSTEM": system}))
+        (self.k_andre if table == "andre" else self.k_kir).append(
+            pd.DataFrame({"DW_EK_KONTAKT": c, "PROCEDUREKODE": code, "DATO_START": date}))
         return c
 
+
+def _add_examinations(reg: _PatientRegister, exams, salt: int, traps: bool, manifest: dict) -> None:
+    """Examinations by era and payer: LPR2 / MiniPas before 2019, LPR3 from 2019 (and the traps)."""
     ex = exams.copy()
     ex["date"] = _to_date(ex["date"])
     ex = ex.sort_values(["person_id", "date", "procedure_code", "payer"]).reset_index(drop=True)
@@ -249,46 +301,46 @@ def _write_all(root: Path, dd, pop, exams, surg, exits, *, seed: int, traps: boo
     code = ex["procedure_code"].astype(str).to_numpy().copy()
     odd = hx % 13 == 0  # stored in lower case with spaces: must still match exactly after normalising
     code[odd] = np.char.add(" ", np.char.lower(code[odd].astype(str)))
-    pre = (ex["date"] < lpr3_start).to_numpy()
+    pre = (ex["date"] < reg.LPR3_START).to_numpy()
     payer = ex["payer"].to_numpy()
     pe = ex["person_id"].to_numpy()
     dates = ex["date"].to_numpy()
     m_lpr2 = pre & (payer == "public") & (hx % 10 != 0)
     m_mp_pub = pre & (payer == "public") & (hx % 10 == 0)
-    add_lpr2(pe[m_lpr2], dates[m_lpr2], code[m_lpr2], "ube")
-    add_minipas(pe[m_mp_pub], dates[m_mp_pub], code[m_mp_pub], "1")
+    reg.add_lpr2(pe[m_lpr2], dates[m_lpr2], code[m_lpr2], "ube")
+    reg.add_minipas(pe[m_mp_pub], dates[m_mp_pub], code[m_mp_pub], "1")
     m = pre & (payer == "private")
-    add_minipas(pe[m], dates[m], code[m], np.where(hx[m] % 2 == 0, "0", None))
+    reg.add_minipas(pe[m], dates[m], code[m], np.where(hx[m] % 2 == 0, "0", None))
     m = pre & (payer == "other")
-    add_minipas(pe[m], dates[m], code[m], "9")
+    reg.add_minipas(pe[m], dates[m], code[m], "9")
     post = ~pre
     own = np.where(payer == "public", np.where(hx % 7 == 0, "privat", "offentlig"), "privat")
     fin = np.select([payer == "public", payer == "private"], ["offentlig", "privat"], "forsikring").astype(object)
     fin[(payer == "private") & (hx % 3 == 0)] = None  # no financing: ownership decides
-    add_lpr3(pe[post], dates[post], code[post], "andre", own[post], fin[post])
+    reg.add_lpr3(pe[post], dates[post], code[post], "andre", own[post], fin[post])
     if traps:
         conv = m_lpr2 & (hx % 11 == 0)  # converted LPR2 records inside LPR3: filtered by reporting system
-        add_lpr3(pe[conv], dates[conv], code[conv], "andre", "offentlig", "offentlig", system="LPR2")
+        reg.add_lpr3(pe[conv], dates[conv], code[conv], "andre", "offentlig", "offentlig", system="LPR2")
         dup = post & (payer == "public") & (ex["date"] < dt.date(2019, 4, 1)).to_numpy() & (hx % 3 == 0)
-        add_lpr2(pe[dup], dates[dup], ex["procedure_code"].astype(str).to_numpy()[dup], "ube")
+        reg.add_lpr2(pe[dup], dates[dup], ex["procedure_code"].astype(str).to_numpy()[dup], "ube")
         manifest["traps"]["lpr2_converted_in_lpr3"] = int(conv.sum())
         manifest["traps"]["reported_in_lpr2_and_lpr3"] = int(dup.sum())
 
-    # surgery
+
+def _add_surgery(reg: _PatientRegister, surg) -> None:
     su = surg.copy()
     su["date"] = _to_date(su["date"])
     su = su.sort_values(["person_id", "date", "procedure_code"]).reset_index(drop=True)
-    spre = (su["date"] < lpr3_start).to_numpy()
+    spre = (su["date"] < reg.LPR3_START).to_numpy()
     sp, sd, sc = su["person_id"].to_numpy(), su["date"].to_numpy(), su["procedure_code"].astype(str).to_numpy()
-    add_lpr2(sp[spre], sd[spre], sc[spre], "opr")
-    add_lpr3(sp[~spre], sd[~spre], sc[~spre], "kirurgi", "offentlig", "offentlig")
+    reg.add_lpr2(sp[spre], sd[spre], sc[spre], "opr")
+    reg.add_lpr3(sp[~spre], sd[~spre], sc[~spre], "kirurgi", "offentlig", "offentlig")
 
-    if traps:
-        _add_code_traps(manifest, pop, child_ids, salt, add_lpr2, add_lpr3, rec, lpr2_ube)
 
-    # -- diagnoses for the CCI -------------------------------------------------------------------------
-    not_repro = []
-    dx_rows = []
+def _cci_diagnosis_rows(pop) -> tuple[list, list]:
+    """(person, year, code, type) diagnosis rows that give each person-year its CCI, and the person-years
+    whose score no diagnosis history can give."""
+    not_repro, dx_rows = [], []
     cc = pop[["person_id", "year", "cci"]].astype("int64")
     agg = cc.groupby("person_id").agg(lo=("cci", "min"), hi=("cci", "max"), y0=("year", "min"), y1=("year", "max"))
     # fast path: a constant score over at most `LOOKBACK` years -> levels 1..score diagnosed the year before
@@ -308,57 +360,72 @@ def _write_all(root: Path, dd, pop, exams, surg, exits, *, seed: int, traps: boo
                 not_repro.append({"person_id": int(person), "year": y, "cci": s, "cci_from_diagnoses": achieved[y]})
         for level, d in diags:
             dx_rows.append((person, d, UNIT_CONDITION_CODES[level - 1], "A" if level % 2 else "B"))
+    return dx_rows, not_repro
+
+
+def _add_cci_diagnoses(reg: _PatientRegister, pop, salt: int, traps: bool, manifest: dict) -> None:
+    """Diagnoses for the CCI (LPR2 before 2019, LPR3 after), plus non-Charlson and type-H traps."""
+    dx_rows, not_repro = _cci_diagnosis_rows(pop)
     dx = pd.DataFrame(dx_rows, columns=["person_id", "year", "code", "type"])
     hd = _h(dx["person_id"].to_numpy() * 31 + dx["year"].to_numpy(), salt + 8)
     dx["date"] = _date_in_year(dx["year"], hd)
-    dx_pre = (dx["date"] < lpr3_start).to_numpy()
-    r = rec.take(int(dx_pre.sum()))
-    lpr2_adm.append(pd.DataFrame({"RECNUM": r, "PNR": _pnr(dx["person_id"][dx_pre]), "C_SGH": "1301",
-                                  "D_INDDTO": dx["date"][dx_pre].to_numpy(), "C_PATTYPE": "0"}))
-    lpr2_diag.append(pd.DataFrame({"RECNUM": r, "C_DIAG": dx["code"][dx_pre].to_numpy(), "C_DIAGTYPE": dx["type"][dx_pre].to_numpy()}))
-    c = kon.take(int((~dx_pre).sum()))
-    k_rows.append(pd.DataFrame({"DW_EK_KONTAKT": c, "CPR": _pnr(dx["person_id"][~dx_pre]),
-                                "DATO_START": dx["date"][~dx_pre].to_numpy(), "SORENHED_ANS": "6620",
-                                "EJERFORHOLD": "offentlig", "FINANSIERING": "offentlig", "INDBERETNINGSSYSTEM": "LPR3"}))
-    k_diag.append(pd.DataFrame({"DW_EK_KONTAKT": c, "DIAGNOSEKODE": dx["code"][~dx_pre].to_numpy(),
-                                "DIAGNOSETYPE": dx["type"][~dx_pre].to_numpy()}))
+    dx_pre = (dx["date"] < reg.LPR3_START).to_numpy()
+    r = reg.rec.take(int(dx_pre.sum()))
+    reg.lpr2_adm.append(pd.DataFrame({"RECNUM": r, "PNR": _pnr(dx["person_id"][dx_pre]), "C_SGH": "1301",
+                                      "D_INDDTO": dx["date"][dx_pre].to_numpy(), "C_PATTYPE": "0"}))
+    reg.lpr2_diag.append(pd.DataFrame({"RECNUM": r, "C_DIAG": dx["code"][dx_pre].to_numpy(),
+                                       "C_DIAGTYPE": dx["type"][dx_pre].to_numpy()}))
+    c = reg.kon.take(int((~dx_pre).sum()))
+    reg.k_rows.append(pd.DataFrame({"DW_EK_KONTAKT": c, "CPR": _pnr(dx["person_id"][~dx_pre]),
+                                    "DATO_START": dx["date"][~dx_pre].to_numpy(), "SORENHED_ANS": "6620",
+                                    "EJERFORHOLD": "offentlig", "FINANSIERING": "offentlig",
+                                    "INDBERETNINGSSYSTEM": "LPR3"}))
+    reg.k_diag.append(pd.DataFrame({"DW_EK_KONTAKT": c, "DIAGNOSEKODE": dx["code"][~dx_pre].to_numpy(),
+                                    "DIAGNOSETYPE": dx["type"][~dx_pre].to_numpy()}))
     manifest["cci_not_reproducible"] = not_repro
     if traps:  # a back-pain diagnosis (not Charlson) and a type-H metastasis code (not counted) on exam contacts
-        ube = pd.concat(lpr2_ube, ignore_index=True)
+        ube = pd.concat(reg.lpr2_ube, ignore_index=True)
         some = ube["RECNUM"].to_numpy()[::4]
-        lpr2_diag.append(pd.DataFrame({"RECNUM": some, "C_DIAG": "DM545", "C_DIAGTYPE": "A"}))
-        lpr2_diag.append(pd.DataFrame({"RECNUM": some[::5], "C_DIAG": "DC787", "C_DIAGTYPE": "H"}))
+        reg.lpr2_diag.append(pd.DataFrame({"RECNUM": some, "C_DIAG": "DM545", "C_DIAGTYPE": "A"}))
+        reg.lpr2_diag.append(pd.DataFrame({"RECNUM": some[::5], "C_DIAG": "DC787", "C_DIAGTYPE": "H"}))
         manifest["traps"]["non_charlson_diagnoses"] = len(some)
         manifest["traps"]["type_h_diagnoses"] = len(some[::5])
 
-    # -- write the patient register -------------------------------------------------------------------
-    def cat(parts, cols):
-        parts = [p for p in parts if len(p)]
-        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
 
-    adm = cat(lpr2_adm, ["RECNUM", "PNR", "C_SGH", "D_INDDTO", "C_PATTYPE"])
+def _concat(parts, cols) -> pd.DataFrame:
+    parts = [p for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+
+
+def _write_patient_register(root: Path, reg: _PatientRegister, manifest: dict) -> None:
+    """LPR2 and MiniPas files per year, LPR3 files whole."""
+    adm = _concat(reg.lpr2_adm, ["RECNUM", "PNR", "C_SGH", "D_INDDTO", "C_PATTYPE"])
     adm_year = pd.to_datetime(adm["D_INDDTO"]).dt.year
     rec_year = dict(zip(adm["RECNUM"], adm_year, strict=True))
     _write_by_year(adm, adm_year, "lpr2/lpr_adm{year}.parquet", root)
-    for parts, name in ((lpr2_ube, "lpr_sksube"), (lpr2_opr, "lpr_sksopr"), (lpr2_diag, "lpr_diag")):
-        df = cat(parts, ["RECNUM"])
+    for parts, name in ((reg.lpr2_ube, "lpr_sksube"), (reg.lpr2_opr, "lpr_sksopr"), (reg.lpr2_diag, "lpr_diag")):
+        df = _concat(parts, ["RECNUM"])
         yrs = df["RECNUM"].map(rec_year)
         orphan = yrs.isna()
         yrs = yrs.fillna(2016).astype(int)  # orphans (no admission) go into the 2016 file
         _write_by_year(df, yrs, f"lpr2/{name}{{year}}.parquet", root)
         if orphan.any():
             manifest["traps"][f"{name}_without_admission"] = int(orphan.sum())
-    madm = cat(mp_adm, ["RECNUM", "PNR", "C_SGH", "D_INDDTO", "OFFHENV"])
+    madm = _concat(reg.mp_adm, ["RECNUM", "PNR", "C_SGH", "D_INDDTO", "OFFHENV"])
     myear = pd.to_datetime(madm["D_INDDTO"]).dt.year
     _write_by_year(madm, myear, "minipas/minipas_adm{year}.parquet", root)
-    mube = cat(mp_ube, ["RECNUM", "C_OPR", "D_ODTO"])
-    _write_by_year(mube, mube["RECNUM"].map(dict(zip(madm["RECNUM"], myear, strict=True))), "minipas/minipas_sksube{year}.parquet", root)
-    _write(cat(k_rows, ["DW_EK_KONTAKT"]), root / "lpr3" / "kontakter.parquet")
-    _write(cat(k_andre, ["DW_EK_KONTAKT", "PROCEDUREKODE", "DATO_START"]), root / "lpr3" / "procedurer_andre.parquet")
-    _write(cat(k_kir, ["DW_EK_KONTAKT", "PROCEDUREKODE", "DATO_START"]), root / "lpr3" / "procedurer_kirurgi.parquet")
-    _write(cat(k_diag, ["DW_EK_KONTAKT", "DIAGNOSEKODE", "DIAGNOSETYPE"]), root / "lpr3" / "diagnoser.parquet")
+    mube = _concat(reg.mp_ube, ["RECNUM", "C_OPR", "D_ODTO"])
+    _write_by_year(mube, mube["RECNUM"].map(dict(zip(madm["RECNUM"], myear, strict=True))),
+                   "minipas/minipas_sksube{year}.parquet", root)
+    _write(_concat(reg.k_rows, ["DW_EK_KONTAKT"]), root / "lpr3" / "kontakter.parquet")
+    _write(_concat(reg.k_andre, ["DW_EK_KONTAKT", "PROCEDUREKODE", "DATO_START"]), root / "lpr3" / "procedurer_andre.parquet")
+    _write(_concat(reg.k_kir, ["DW_EK_KONTAKT", "PROCEDUREKODE", "DATO_START"]),
+           root / "lpr3" / "procedurer_kirurgi.parquet")
+    _write(_concat(reg.k_diag, ["DW_EK_KONTAKT", "DIAGNOSEKODE", "DIAGNOSETYPE"]), root / "lpr3" / "diagnoser.parquet")
 
-    # -- exits -------------------------------------------------------------------------------------------
+
+def _write_exits(root: Path, exits, traps: bool, manifest: dict) -> None:
+    """Deaths (SAS XPORT) and migrations (CSV, with immigration records as a trap)."""
     xt = exits.copy()
     xt["date"] = _to_date(xt["date"])
     xt = xt.sort_values(["person_id", "date", "exit_type"]).reset_index(drop=True)
@@ -375,7 +442,6 @@ def _write_all(root: Path, dd, pop, exams, surg, exits, *, seed: int, traps: boo
         vnds = pd.concat([vnds, imm], ignore_index=True)
         manifest["traps"]["immigration_records"] = len(imm)
     _write(vnds, root / "vnds" / "vnds.csv")
-    return manifest
 
 
 def _add_code_traps(manifest, pop, child_ids, salt, add_lpr2, add_lpr3, rec, lpr2_ube) -> None:
@@ -418,22 +484,33 @@ def _add_code_traps(manifest, pop, child_ids, salt, add_lpr2, add_lpr3, rec, lpr
 def generate_raw(out_dir: str | Path, *, scale: float = 0.01, seed: int = 2024, force: bool = False) -> Path:
     """Generate the synthetic register (``ls.synth.generate``) and write it in the raw layouts.
 
-    Skipped when ``out_dir`` already holds a raw register of the same seed and scale (unless ``force``).
+    Skipped when ``out_dir`` already holds a raw register of the same seed and scale (unless ``force``). A
+    non-empty folder that lumbarstats did not make is refused before anything is generated; with ``force``
+    the raw files are written into it beside the files already there, which are never deleted.
     """
     from lumbarstats import synth
 
     out = Path(out_dir)
-    man = out / "raw_manifest.json"
-    if man.exists() and not force:
+    _io.check_folder(out, RAW_KIND, force, is_raw_register)
+    man = out / MANIFEST
+    if is_raw_register(out) and not force:
         info = json.loads(man.read_text(encoding="utf-8"))
-        if info.get("seed") == seed and info.get("scale") == scale:
+        complete = (_io.read_marker(out) or {}).get("state", "complete") == "complete"
+        if info.get("seed") == seed and info.get("scale") == scale and complete:
             return out
-        raise FileExistsError(f"{out} holds a raw register with seed {info.get('seed')} and scale {info.get('scale')}; "
-                              "use force=True (--force) to overwrite")
-    with tempfile.TemporaryDirectory(prefix="lumbarstats_canonical_") as tmp:
+        raise FileExistsError(f"{out} holds a raw register with seed {info.get('seed')} and scale {info.get('scale')}"
+                              f"{'' if complete else ' (incomplete)'}; use force=True (--force) to overwrite")
+    # the canonical register is made beside OUT (not in the system temp folder), so that a killed run's
+    # leftover is found and removed by the next run
+    _io.clean_stale_temporaries(out.parent)
+    work = _io.staging_dir(out)
+    try:
         kwargs = {"verbose": False} if "verbose" in inspect.signature(synth.generate).parameters else {}
-        canon = synth.generate(Path(tmp) / "canonical", scale=scale, seed=seed, force=True, **kwargs)
-        write_raw(canon, out, seed=seed, extra_meta={"scale": scale})
+        canon = synth.generate(work / "canonical", scale=scale, seed=seed, force=True, **kwargs)
+        write_raw(canon, out, seed=seed, extra_meta={"scale": scale}, force=force)
+    finally:
+        with contextlib.suppress(OSError):
+            _io.remove_owned_tree(work)
     return out
 
 

@@ -25,12 +25,13 @@ def available() -> list[str]:
     return sorted(p.stem for p in reference_path().glob("*.csv"))
 
 
-def load(name: str) -> pd.DataFrame:
-    """A reference table by name (file stem), e.g. ``load("table1_mr_annual_standardized")``."""
+def load(name: str, **read_csv_kwargs) -> pd.DataFrame:
+    """A reference table by name (file stem), e.g. ``load("table1_mr_annual_standardized")``; keyword
+    arguments go to :func:`pandas.read_csv`."""
     path = reference_path() / f"{name}.csv"
     if not path.exists():
         raise KeyError(f"unknown reference table {name!r}; available: {available()}")
-    return pd.read_csv(path, encoding="utf-8")
+    return pd.read_csv(path, encoding="utf-8", **read_csv_kwargs)
 
 
 def annual_table(modality: str) -> pd.DataFrame:

@@ -213,19 +213,16 @@ def linear_combination(res, L: np.ndarray, conf_level: float):
 
 
 def atomic_write_csv(df: pd.DataFrame, path: str | os.PathLike, **kwargs) -> Path:
-    """Write a CSV atomically (see :func:`lumbarstats.io.atomic_path`)."""
+    """Write a CSV atomically (:func:`lumbarstats.io.write_csv`; the index is written unless ``index=False``,
+    as ``DataFrame.to_csv``)."""
     from lumbarstats import io as _io
 
-    with _io.atomic_path(path) as tmp:
-        df.to_csv(tmp, **kwargs)
-    return Path(path)
+    return _io.write_csv(df, path, **{"index": True, **kwargs})
 
 
 def atomic_savefig(fig, path: str | os.PathLike, **kwargs) -> Path:
-    """Save a matplotlib figure atomically (see :func:`lumbarstats.io.atomic_path`)."""
+    """Save a matplotlib figure atomically (:func:`lumbarstats.io.save_figure`; matplotlib's own defaults
+    unless told)."""
     from lumbarstats import io as _io
 
-    path = Path(path)
-    with _io.atomic_path(path, suffix=path.suffix) as tmp:
-        fig.savefig(tmp, **{"format": path.suffix.lstrip("."), **kwargs})
-    return path
+    return _io.save_figure(fig, path, **{"dpi": "figure", "bbox_inches": None, **kwargs})

@@ -28,7 +28,6 @@ from ._common import (
     check_conf_level,
     check_counts,
     check_positive,
-    fit_count_glm,
     fourier_terms,
     linear_combination,
     month_number,
@@ -37,6 +36,7 @@ from ._common import (
     time_point,
     z_value,
 )
+from .models import fit_count_glm_or_reason
 
 __all__ = ["its", "ITSResult", "MIN_POINTS_POWERED"]
 
@@ -58,8 +58,9 @@ class ITSResult:
     """Result of :func:`its`. ``.summary`` is indexed by term with ``rate_ratio, lower, upper, p_value``."""
 
     def __init__(self, *, res, X, offset, frame, t0, unit, method, conf_level, per, n_pre, n_post,
-                 n_transition, slope_change, time_name, datelike):
+                 n_transition, slope_change, time_name, datelike, reason=None):
         self.result = res
+        self.reason = reason  # why the model could not be estimated (then every estimate is NaN), or None
         self._X = X
         self._offset = offset
         self.frame = frame
@@ -83,6 +84,16 @@ class ITSResult:
             else ""
         )
 
+    def _repr_html_(self) -> str:
+        """The notebook view: rate ratios rounded, with the design (points before/after, method)."""
+        from lumbarstats.formatting import result_html
+
+        lines = [f"{self.n_pre} time points before and {self.n_post} after the intervention ({self.unit}); "
+                 f"{self.method}; {self.conf_level:.0%} intervals",
+                 f"not estimated: {self.reason}" if self.reason else ""]
+        return result_html("Interrupted time series", self.summary[["rate_ratio", "lower", "upper", "p_value"]],
+                           lines=lines, warning=self.warning)
+
     # -- tables ----------------------------------------------------------------------------------
     @property
     def summary(self) -> pd.DataFrame:
@@ -102,6 +113,7 @@ class ITSResult:
                 "conf_level": self.conf_level,
                 "method": self.method,
                 "underpowered": self.underpowered,
+                "reason": pd.array([self.reason] * len(terms), dtype="string"),
             },
             index=pd.Index(terms, name="term"),
         )
@@ -223,6 +235,9 @@ class ITSResult:
         """
         if lang not in ("en", "da"):
             raise ValueError("lang must be 'en' or 'da'")
+        if self.reason is not None:
+            return (f"The model could not be estimated on these data: {self.reason}." if lang == "en" else
+                    f"Modellen kunne ikke estimeres på disse data: {self.reason}.")
         s = self.summary
         lv = s.loc["level_change"]
         cum = self.cumulative_effect().iloc[0]
@@ -356,6 +371,11 @@ def its(
         excluded from the fit, and the level/slope changes are measured from the first point after it.
     per : rates are reported per ``per`` units of the offset (default 1,000 person-years).
 
+    A series on which the model cannot be estimated (no events before or after the intervention, a fit
+    that fails or does not converge — usual for small regions) gives an :class:`ITSResult` with
+    ``reason`` set: its tables have NaN estimates and a ``reason`` column, its interpretation says why.
+    Bad input (columns, times, too few time points) still raises.
+
     Returns an :class:`ITSResult`. Reference: Lopez Bernal, Cummins & Gasparrini (2017),
     Int J Epidemiol 46:348-355.
     """
@@ -410,7 +430,10 @@ def its(
     if in_fit.sum() <= X.shape[1]:
         raise ValueError(f"{int(in_fit.sum())} time points cannot support {X.shape[1]} model parameters")
     off = np.log(pop)
-    res, method = fit_count_glm(y[in_fit], X[in_fit], off[in_fit], family=family, hac_lags=hac_lags)
+    res, method, reason = fit_count_glm_or_reason(
+        y[in_fit], X[in_fit], off[in_fit], family=family, hac_lags=hac_lags,
+        must_have_events={"before the intervention": (t < t0)[in_fit], "after the intervention": (t >= t_eff)[in_fit]},
+    )
     frame = pd.DataFrame(
         {
             "time": d[time].to_numpy(),
@@ -424,7 +447,7 @@ def its(
     result = ITSResult(
         res=res, X=X, offset=off, frame=frame, t0=t_eff, unit=unit, method=method, conf_level=conf_level,
         per=per if population else 1.0, n_pre=n_pre, n_post=n_post, n_transition=n_trans,
-        slope_change=slope_change, time_name=time, datelike=unit == "month",
+        slope_change=slope_change, time_name=time, datelike=unit == "month", reason=reason,
     )
     if result.underpowered:
         warnings.warn(result.warning, UserWarning, stacklevel=2)

@@ -404,6 +404,18 @@ class JoinpointFitter:
             return 2 * stats.t.sf(np.abs(tstat), f.df)
         return 2 * stats.norm.sf(np.abs(tstat))
 
+    def _repr_html_(self) -> str:
+        """The notebook view: the segments' APC rounded (before fitting: the estimator's settings)."""
+        from lumbarstats.formatting import result_html
+
+        try:
+            s = self.summary
+        except Exception:  # not fitted yet: nothing to show but the settings
+            return f"<p><b>Joinpoint regression</b> (not fitted)</p><pre>{type(self).__name__}</pre>"
+        return result_html("Joinpoint regression", s[[c for c in s.columns if c not in ("conf_level", "method")]],
+                           index=False, decimals=2,
+                           lines=[f"{self.n_joinpoints_} joinpoint(s); {s['method'].iloc[0] if len(s) else ''}"])
+
     @property
     def summary(self) -> pd.DataFrame:
         """Segments: ``segment, start, end, apc, lower, upper, p_value, conf_level, method``."""

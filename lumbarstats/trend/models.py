@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ._common import (
+    FAMILIES,
     check_conf_level,
     check_counts,
     check_positive,
@@ -21,14 +22,67 @@ from ._common import (
     time_index,
 )
 
-__all__ = ["apc", "fit_trend", "TrendFit"]
+__all__ = ["apc", "fit_trend", "TrendFit", "fit_count_glm_or_reason"]
+
+
+class NotEstimated:
+    """Stands in for the statsmodels results of a model that could not be estimated: every parameter
+    and covariance is NaN, so each estimate derived from it is NaN (never an exception, never a number)."""
+
+    def __init__(self, names):
+        self.params = pd.Series(np.nan, index=list(names), dtype=float)
+        self.bse = self.params.copy()
+        self.converged = False
+
+    def cov_params(self) -> pd.DataFrame:
+        return pd.DataFrame(np.nan, index=self.params.index, columns=self.params.index)
+
+
+def fit_count_glm_or_reason(y, X: pd.DataFrame, offset, *, family: str, hac_lags: int | None = None,
+                            groups=None, must_have_events: dict | None = None):
+    """:func:`fit_count_glm` for data that may be too small: returns ``(results, method, reason)``.
+
+    ``reason`` is None when the model was estimated; otherwise it says why not (no events at all, no
+    events in one of the ``must_have_events`` row sets — e.g. ``{"before the intervention": mask}`` — where
+    a log-linear term would run off to -infinity, a fit that fails or does not converge) and
+    ``results`` is a :class:`NotEstimated`. Errors of the arguments (family, hac_lags) still raise.
+    """
+    import warnings
+
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+    if hac_lags is not None and int(hac_lags) < 0:
+        raise ValueError("hac_lags must be a non-negative integer")
+    y = np.asarray(y, dtype=float)
+    reason = None
+    if y.sum() == 0:
+        reason = "no events: the model cannot be estimated"
+    for label, mask in (must_have_events or {}).items():
+        if reason is None and y[np.asarray(mask, dtype=bool)].sum() == 0:
+            reason = f"no events {label}: the model cannot be estimated (its estimate would be -infinity)"
+    if reason is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                res, method = fit_count_glm(y, X, offset, family=family, hac_lags=hac_lags, groups=groups)
+            except (ValueError, np.linalg.LinAlgError, ZeroDivisionError) as err:
+                reason = f"the {family} fit failed on these data ({str(err).strip().splitlines()[0]})"
+            else:
+                ok = getattr(res, "converged", True) and np.isfinite(np.asarray(res.params, dtype=float)).all()
+                cov = np.asarray(res.cov_params(), dtype=float) if ok else np.array([np.nan])
+                if not ok or not np.isfinite(cov).all():
+                    reason = f"the {family} fit did not converge on these data"
+                else:
+                    return res, method, None
+    return NotEstimated(X.columns), f"not estimated: {reason}", reason
 
 
 class TrendFit:
     """A fitted log-linear count trend for one series (see :func:`fit_trend`)."""
 
-    def __init__(self, result, *, time_values, t0, unit, method, population_name, conf_level):
+    def __init__(self, result, *, time_values, t0, unit, method, population_name, conf_level, reason=None):
         self.result = result
+        self.reason = reason  # why the trend could not be estimated (NaN estimates), or None
         self.time_values = time_values
         self._t0 = t0
         self.unit = unit
@@ -39,6 +93,13 @@ class TrendFit:
     @property
     def slope(self) -> float:
         return float(self.result.params["time"])
+
+    def _repr_html_(self) -> str:
+        """The notebook view: the annual percent change rounded."""
+        from lumbarstats.formatting import result_html
+
+        return result_html("Log-linear trend", self.apc(), decimals=2, index=False,
+                           lines=[self.method, f"not estimated: {self.reason}" if self.reason else ""])
 
     def apc(self) -> pd.DataFrame:
         """APC with interval and p-value (one row)."""
@@ -53,6 +114,7 @@ class TrendFit:
                 "p_value": p,
                 "conf_level": self.conf_level,
                 "method": self.method,
+                "reason": pd.array([self.reason], dtype="string"),
             }
         )
 
@@ -99,6 +161,9 @@ def fit_trend(
 
     Reference: McCullagh & Nelder (1989); quasi-Poisson dispersion as in R's ``quasipoisson``
     (Pearson X2 / residual df); negative binomial NB2 (Hilbe 2011, Negative Binomial Regression).
+
+    A series that cannot be fitted (no events, a failed or non-converged fit) gives a :class:`TrendFit`
+    with ``reason`` set and NaN estimates instead of raising.
     """
     conf_level = check_conf_level(conf_level)
     require_columns(data, [time, events, population])
@@ -113,9 +178,10 @@ def fit_trend(
     off = np.log(check_positive(data[population], population)) if population else np.zeros(len(t))
     t0 = float(np.min(t))
     X = pd.DataFrame({"const": 1.0, "time": t - t0})
-    res, method = fit_count_glm(y, X, off, family=family)
+    res, method, reason = fit_count_glm_or_reason(y, X, off, family=family)
     return TrendFit(
-        res, time_values=t, t0=t0, unit=unit, method=method, population_name=population, conf_level=conf_level
+        res, time_values=t, t0=t0, unit=unit, method=method, population_name=population, conf_level=conf_level,
+        reason=reason,
     )
 
 
@@ -136,7 +202,8 @@ def apc(
     dispersion). For monthly Timestamp time the slope is per month; the APC column is then
     ``100 (exp(12 b) - 1)``, i.e. still per year.
 
-    Returns columns ``[by...,] apc, lower, upper, p_value, conf_level, method``.
+    Returns columns ``[by...,] apc, lower, upper, p_value, conf_level, method, reason`` (``reason`` says
+    why a group's trend could not be estimated; its estimates are then NaN).
     """
     conf_level = check_conf_level(conf_level)
     by_cols = [by] if isinstance(by, str) else list(by or [])

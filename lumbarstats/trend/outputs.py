@@ -16,8 +16,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ._common import atomic_savefig, atomic_write_csv
-
 __all__ = ["slug", "write_evaluation"]
 
 
@@ -33,30 +31,43 @@ def slug(text) -> str:
 
 
 def write_evaluation(out_dir, *, region, modality, its, controlled=None, synth=None, title: str | None = None,
-                     dpi: int = 150) -> dict[str, Path]:
-    """Write the tables and the figure of one evaluation; returns ``{name: path}``."""
+                     dpi: int = 300, policy=None) -> dict[str, Path]:
+    """Write the tables and the figure of one evaluation; returns ``{name: path}``.
+
+    Every table goes through the export path (:func:`lumbarstats.export.publish_table`): a table with a
+    count column (the observed examinations of the cumulative effect) is disclosure-controlled with
+    ``policy``; model estimates describe no cell of persons and pass unchanged.
+    """
     import matplotlib.pyplot as plt
+
+    from lumbarstats import export
 
     out_dir = Path(out_dir)
     tag = f"{slug(region)}_{slug(modality)}"
     tables, figures = out_dir / "tables", out_dir / "figures"
     paths: dict[str, Path] = {}
     summary = its.summary.reset_index()[["term", "rate_ratio", "lower", "upper", "p_value"]]
-    paths["its"] = atomic_write_csv(summary, tables / f"its_{tag}.csv", index=False)
-    paths["its_cumulative"] = atomic_write_csv(its.cumulative_effect(), tables / f"its_{tag}_cumulative.csv",
-                                               index=False)
+    paths["its"] = export.publish_table(summary, tables / f"its_{tag}.csv", policy=policy)
+    cumulative = its.cumulative_effect()
+    paths["its_cumulative"] = export.publish_table(
+        cumulative, tables / f"its_{tag}_cumulative.csv", policy=policy,
+        **({"rule_column": "observed_events", "count_columns": ["observed_events"]}
+           if "observed_events" in cumulative.columns else {}))
     if controlled is not None:
-        paths["controlled"] = atomic_write_csv(controlled.summary, tables / f"controlled_{tag}.csv", index=False)
-        paths["controlled_placebo"] = atomic_write_csv(controlled.placebo,
-                                                       tables / f"controlled_{tag}_placebo.csv", index=False)
+        paths["controlled"] = export.publish_table(controlled.summary, tables / f"controlled_{tag}.csv",
+                                                   policy=policy)
+        paths["controlled_placebo"] = export.publish_table(controlled.placebo,
+                                                           tables / f"controlled_{tag}_placebo.csv", policy=policy)
     if synth is not None:
-        paths["synthcontrol"] = atomic_write_csv(synth.summary, tables / f"synthcontrol_{tag}.csv", index=False)
-        paths["synthcontrol_weights"] = atomic_write_csv(synth.weights,
-                                                         tables / f"synthcontrol_{tag}_weights.csv", index=False)
+        paths["synthcontrol"] = export.publish_table(synth.summary, tables / f"synthcontrol_{tag}.csv",
+                                                     policy=policy)
+        paths["synthcontrol_weights"] = export.publish_table(synth.weights,
+                                                             tables / f"synthcontrol_{tag}_weights.csv",
+                                                             policy=policy)
     fig, ax = plt.subplots(figsize=(8, 4.5))
     its.plot(ax=ax, title=title or f"{region}, {modality}",
              ylabel="køns- og aldersstandardiseret rate pr. 1.000 personår")
     fig.tight_layout()
-    paths["figure"] = atomic_savefig(fig, figures / f"its_{tag}.png", dpi=dpi)
-    plt.close(fig)
+    # PNG for the screen and a Word file, SVG beside it for a journal's layout
+    paths["figure"], paths["figure_svg"] = export.publish_figure_files(fig, figures / f"its_{tag}.png", dpi=dpi)
     return paths
