@@ -64,6 +64,7 @@ synth: install
 	$(PY) -m lumbarstats synth --out $(DATA) --scale $(SCALE) --seed $(SEED)
 
 bench: install
+	$(PY) bench/bench_spine.py --scale $(SCALE)
 	$(PY) bench/bench_synth_aggregate.py
 	$(PY) bench/bench_standardize.py
 	$(PY) bench/bench_survival.py
@@ -71,8 +72,10 @@ bench: install
 wheelhouse: $(PY)
 	$(PY) tools/wheelhouse.py --out wheelhouse --lock $(LOCK)
 
+# JupyterLab at the project root (notebooks/, data/ and output/ all browsable); the notebooks find data/
+# and output/ from the project root, whatever folder Jupyter starts their kernel in (lumbarstats.project)
 lab: install
-	$(VENV)/bin/jupyter lab notebooks
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. notebooks/01_annual_rates.ipynb
 
 lint: install-test
 	$(VENV)/bin/ruff check lumbarstats tests bench tools

@@ -48,8 +48,8 @@ another kernel name that is not installed stops the batch before any region runs
 with a message saying to run ``python -m lumbarstats install-kernel`` (installing silently could
 register an interpreter other than the one the user means to use).
 
-Relative paths inside the notebook resolve against the current working directory of the batch
-process (papermill starts the kernel there).
+papermill starts the kernel in the batch process's working directory; the report notebooks resolve a
+relative ``data_dir``/``out_dir`` from the project root (:mod:`lumbarstats.project`), not from there.
 """
 
 from __future__ import annotations
@@ -205,6 +205,11 @@ def _short_name(dd, item: str) -> str:
 
 
 # -- kernel -------------------------------------------------------------------------------------------
+# The kernel application's own log stays out of a run's output: its start-up notes (local TCP transport is
+# unencrypted) and the "KeyboardInterrupt caught in kernel." that jupyter_client's shutdown causes (it
+# interrupts the kernel before asking it to stop). Errors in a notebook's cells still reach papermill.
+KERNEL_QUIET = "--IPKernelApp.log_level=CRITICAL"
+
 def kernel_path(name: str = DEFAULT_KERNEL) -> Path | None:
     """Folder of the installed Jupyter kernel ``name``, or None if no such kernel is installed."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
@@ -252,7 +257,7 @@ def kernel_for_run(name: str = DEFAULT_KERNEL):
         kernelspec.write_kernel_spec(str(folder), overrides={
             "display_name": KERNEL_DISPLAY_NAME,
             "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
-                     "--IPKernelApp.log_level=ERROR"],
+                     KERNEL_QUIET],
             "env": {"PYTHONPATH": os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[1]),
                                                                 os.environ.get("PYTHONPATH", "")) if p)}})
         before = os.environ.get("JUPYTER_PATH")
@@ -280,12 +285,12 @@ def install_kernel(name: str = DEFAULT_KERNEL, user: bool = False) -> Path:
     display = KERNEL_DISPLAY_NAME if name == DEFAULT_KERNEL else f"Python ({name})"
     path = Path(kernelspec.install(kernel_name=name, display_name=display, user=user,
                                    prefix=None if user else sys.prefix))
-    # batch runs start many kernels: keep the kernel application's own start-up warnings (e.g. ipykernel's
-    # note that local TCP transport is unencrypted) out of the run log; errors still show
+    # batch runs start many kernels: keep the kernel application's own log out of the run's output
     spec_file = path / "kernel.json"
     spec = json.loads(spec_file.read_text(encoding="utf-8"))
-    if "--IPKernelApp.log_level=ERROR" not in spec["argv"]:
-        spec["argv"].append("--IPKernelApp.log_level=ERROR")
+    argv = [a for a in spec["argv"] if not a.startswith("--IPKernelApp.log_level=")] + [KERNEL_QUIET]
+    if argv != spec["argv"]:
+        spec["argv"] = argv
         _io.write_text(json.dumps(spec, indent=1), spec_file)
     return path
 

@@ -21,8 +21,17 @@ __all__ = ["annual", "periods", "with_reference", "summary", "comparison_table",
 
 
 def _published(name: str) -> pd.DataFrame:
-    """A reference table with text kept as text (a code such as "NA" is not a missing value)."""
-    return reference.load(name, keep_default_na=False, na_values=[""])
+    """A reference table with text kept as text (a code such as "NA" is not a missing value), its modality
+    given as the toolkit's code (the report writes "Røntgen")."""
+    ref = reference.load(name, keep_default_na=False, na_values=[""])
+    if "modality" in ref.columns:
+        ref["modality"] = _modality_codes(ref["modality"])
+    return ref
+
+
+def _modality_codes(values: pd.Series) -> pd.Series:
+    """Modality codes (MR, XRAY) from codes or the report's names in either language."""
+    return values.replace({"Røntgen": "XRAY", "X-ray": "XRAY", "MRI": "MR"})
 
 
 def annual(reproduced: pd.DataFrame) -> pd.DataFrame:
@@ -47,7 +56,6 @@ def annual(reproduced: pd.DataFrame) -> pd.DataFrame:
 def periods(reproduced: pd.DataFrame) -> pd.DataFrame:
     """Tables 5.1–5.2: published period rates and percent changes beside the reproduced ones."""
     pub = _published("table5_1_5_2_period_standardized")
-    pub["modality"] = pub["modality"].map({"MR": "MR", "Røntgen": "XRAY"})
     out = []
     for rec in pub.itertuples():
         rep = reproduced[(reproduced["modality"] == rec.modality) & (reproduced["region"] == rec.region)]
@@ -94,7 +102,8 @@ def with_reference(table_df: pd.DataFrame, kind: str = "groups", *, scale: float
         missing = [c for c in need if c not in table_df.columns]
         if missing:
             raise KeyError(f"compare_with_reference(kind='groups') needs columns {need}; missing {missing}")
-        rep = table_df[need].rename(columns={"rate": "reproduced"})
+        rep = table_df[need].rename(columns={"rate": "reproduced"}).assign(
+            modality=lambda d: _modality_codes(d["modality"]))
         keys = ["modality", "variable", "group", "region"]
         out = ref[[*keys, "published", "standardized"]].merge(rep, on=keys, how="left")
         out["difference"] = out["reproduced"] - out["published"]
@@ -110,7 +119,7 @@ def with_reference(table_df: pd.DataFrame, kind: str = "groups", *, scale: float
         rep = table_df
         if "region" in rep.columns:
             rep = rep[rep["region"] == dictionary.load().whole_country_name]
-        rep = rep[["modality", "rank", *dims, "share_pct"]]
+        rep = rep[["modality", "rank", *dims, "share_pct"]].assign(modality=lambda d: _modality_codes(d["modality"]))
         by_profile = ref.merge(rep.rename(columns={"rank": "reproduced_rank", "share_pct": "reproduced_share"}),
                                on=["modality", *dims], how="left")
         same_rank = ref[["modality", "rank", *dims]].merge(rep[["modality", "rank", *dims]], on=["modality", "rank"],

@@ -64,10 +64,10 @@ def publication_frame(df: pd.DataFrame, *, digits: int = SIGNIFICANT_DIGITS) -> 
             if len(finite) and np.isfinite(finite).all() and (finite == finite.round()).all() \
                     and finite.abs().max() < 2**53:
                 out[c] = col.astype("Int64")
-            else:
-                out[c] = col.map(lambda v: _tidy_value(v, digits)).astype(object).where(col.notna(), None)
-        else:
-            out[c] = col.map(lambda v: _tidy_value(v, digits))
+                continue
+        # element by element into an object column: pandas would turn 404 beside 1.093 back into 404.0
+        out[c] = pd.Series([None if v is None or (isinstance(v, float) and np.isnan(v)) else _tidy_value(v, digits)
+                            for v in col], index=col.index, dtype=object)
     return out
 
 

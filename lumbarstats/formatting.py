@@ -51,9 +51,11 @@ def display_rounded(df: pd.DataFrame, decimals: int = 2):
             if len(whole) and (whole == whole.round()).all() and whole.abs().max() < 2**53:
                 return col.astype("Int64")
             return col.round(decimals)
-        if col.dtype == object:  # a protected column: numbers beside the marker
-            return col.map(lambda v: (int(v) if float(v).is_integer() else round(v, decimals))
-                           if isinstance(v, float) and math.isfinite(v) else v)
+        if col.dtype == object:  # a protected column: numbers beside the marker (kept an object column, or
+            # pandas would turn 155 beside 2.5 back into 155.0)
+            return pd.Series([(int(v) if float(v).is_integer() else round(v, decimals))
+                              if isinstance(v, float) and math.isfinite(v) else v for v in col],
+                             index=col.index, dtype=object)
         return col
 
     return df.apply(as_display)

@@ -82,7 +82,7 @@ __all__ = [
 STRATA = ["sex", "age_band"]
 TABLE_COLUMNS = ["modality", "variable", "group", "region", "rate", "lower", "upper", "standardized",
                  "events", "persons", "population"]
-EXTRA_COLUMNS = ["group_code", "crude_rate", "conf_level", "method", "suppress"]
+EXTRA_COLUMNS = ["modality_label", "group_code", "crude_rate", "conf_level", "method", "suppress"]
 TABLE_FILES = {"MR": "table5_3_mr_groups.csv", "XRAY": "table5_4_xray_groups.csv"}
 
 
@@ -578,7 +578,8 @@ def report_group_table(data_dir, *, modality: str = "MR", years=(2021, 2023), re
             res = res[res["group_code"].isin(_reported_codes(variable))]
         parts.append(_label_table(res, variable=variable, modality=modality, lang=lang))
     out = pd.concat(parts, ignore_index=True)
-    out["modality"] = modality_label(modality, lang)
+    out["modality"] = modality  # the code in data (MR, XRAY); the report's name beside it for display
+    out["modality_label"] = modality_label(modality, lang)
     out["standardized"] = np.where(out["standardized"].astype(bool), "yes", "no")
     out["suppress"] = flag_suppress(out, min_cell=min_cell)
     var_order = {v: i for i, v in enumerate(REPORT_VARIABLES)}

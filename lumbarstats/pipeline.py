@@ -238,6 +238,7 @@ def groups_step(data_dir, out_dir, *, modality: str = "MR", region: str = "Lands
     from lumbarstats import export, groups, plots
 
     out = Path(out_dir)
+    region = _region_name(region)
     data_dir = _register.as_register(data_dir)  # opened and validated once for the step; queries cached
     regions = "all" if region == "Landsplan" else [region]
     full = groups.report_group_table(data_dir, modality=modality, years=years, regions=regions)
@@ -285,6 +286,7 @@ def profiles_step(data_dir, out_dir, *, region: str = "Landsplan", count: str = 
     from lumbarstats import disclosure, export, groups, plots, profiles
 
     out = Path(out_dir)
+    region = _region_name(region)
     data_dir = _register.as_register(data_dir)  # opened and validated once for the step; queries cached
     regions = "all" if region == "Landsplan" else [region, "Landsplan"]
     raw = profiles.table4_1_profiles(data_dir, count=count, regions=regions)
@@ -295,10 +297,14 @@ def profiles_step(data_dir, out_dir, *, region: str = "Landsplan", count: str = 
         with plots.journal_style():
             fig, ax = plt.subplots(figsize=(plots.FIGURE_WIDTH, 4.2))
             profiles.plot_profile_shares(table, ax=ax, modality=modality)
+            title = ax.get_title()
+            ax.set_title("")
+            ax.set_title(f"{title} – 2021–2023", loc="left", fontweight="bold")  # the report's years
+            ax.spines[["top", "right"]].set_visible(False)
             plots.locale_ticks(ax, "x")
             fig.tight_layout()
             plots.add_source(fig, plots.source_line(data_dir.path))
-        files.extend(export.publish_figure_files(fig, out / "figures" / f"profiles_{modality}.png"))
+        files.extend(export.publish_figure_files(fig, out / "figures" / f"profiles_{_modality_code(modality)}.png"))
     pve = disclosure.protect(profiles.persons_vs_examinations(data_dir), keys=["figure", "period"],
                              count_columns=["persons"], value_columns=["value"], rule_column="persons",
                              min_cell=min_cell, policy=policy)
@@ -328,6 +334,7 @@ def time_to_event_step(data_dir, out_dir, *, region: str = "Landsplan", index_mo
     from lumbarstats import dictionary, export, plots
 
     pol = _disclosure.as_policy(policy, min_cell=min_cell)
+    region = _region_name(region)
     data_dir = _register.as_register(data_dir)
     whole = region == dictionary.load().whole_country_name
     # the national cohort is built once for the whole batch (remembered by the register's content hash);
@@ -357,6 +364,26 @@ def time_to_event_step(data_dir, out_dir, *, region: str = "Landsplan", index_mo
             "event_codes": run.event_codes, "files": files}
 
 
+def _region_name(region) -> str:
+    """The report's name of a region given in any spelling (``sjaelland``, ``SJÆLLAND``, 1085, ``Denmark``):
+    a step's region selects rows by name, so a spelling the tables do not use would select nothing."""
+    from lumbarstats import dictionary
+
+    return dictionary.region_name(dictionary.resolve_region(region))
+
+
+def _modality_code(modality: str) -> str:
+    """The code (``XRAY``) of a modality given as code or as the report's label (``Røntgen``): file names
+    carry codes."""
+    from lumbarstats import dictionary
+
+    cl = dictionary.load().codelist("modality")
+    hit = cl[(cl["code"] == modality) | (cl["report_label_da"] == modality) | (cl["label_da"] == modality)]
+    if hit.empty:
+        raise ValueError(f"unknown modality {modality!r}; use one of {list(cl['code'])}")
+    return str(hit["code"].iloc[0])
+
+
 def protect_exclusions(exclusions: pd.DataFrame, *, policy=None) -> pd.DataFrame:
     """The cohort's exclusion flow, protected: small ``n_excluded`` are hidden, with a second one (the
     steps add up to the persons lost between the first and the last ``n_remaining``), and the
@@ -370,6 +397,11 @@ def protect_exclusions(exclusions: pd.DataFrame, *, policy=None) -> pd.DataFrame
         first, last = hidden.argmax(), len(hidden) - 1 - hidden[::-1].argmax()
         out.loc[out.index[first:last], "n_remaining"] = _disclosure.SUPPRESSED_MARKER
     return out[list(exclusions.columns)]
+
+
+FINE_GRAY_MAX_PERSONS = 50_000
+"""Above this many persons the report's Fine–Gray model is fitted on a seeded random sample."""
+FINE_GRAY_SEED = 2024
 
 
 def _cox_tables(data: pd.DataFrame, whole_country: bool) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -387,6 +419,15 @@ def _cox_tables(data: pd.DataFrame, whole_country: bool) -> tuple[pd.DataFrame, 
     reference = {"period": "before", "region_name": "Syddanmark"}
     model = survival.cox(data, duration="duration", event="event", covariates=covariates, event_of_interest=1,
                          reference=reference)
-    fine_gray = survival.fine_gray(data, duration="duration", event="event", covariates=covariates,
+    # Fine–Gray's censoring-weighted risk sets grow with (persons x event times): on a national cohort it
+    # takes minutes and gigabytes, so the report fits it on a seeded random sample (as ph_test does) and
+    # says so in the table; its intervals are those of the sample, wider, not falsely narrow
+    sample = data if len(data) <= FINE_GRAY_MAX_PERSONS else data.sample(n=FINE_GRAY_MAX_PERSONS,
+                                                                          random_state=FINE_GRAY_SEED)
+    fine_gray = survival.fine_gray(sample, duration="duration", event="event", covariates=covariates,
                                    event_of_interest=1, reference=reference)
-    return model.summary, survival.ph_test(model), fine_gray.summary
+    fg = fine_gray.summary.assign(
+        persons_in_fit=len(sample),
+        note="" if len(sample) == len(data) else
+        f"fitted on a seeded random sample of {len(sample):,} of {len(data):,} persons (seed {FINE_GRAY_SEED})")
+    return model.summary, survival.ph_test(model), fg

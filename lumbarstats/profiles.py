@@ -236,7 +236,8 @@ def table4_1_profiles(data_dir=None, *, modalities: Sequence[str] = ("MR", "XRAY
         if keep_regions is not None:
             sel = sel[sel["region"].isin(keep_regions)]
         sel = _label_profiles(sel, lang)
-        sel["modality"] = modality_label(modality, lang)
+        sel["modality"] = modality  # the code in data (MR, XRAY); the report's name beside it for display
+        sel["modality_label"] = modality_label(modality, lang)
         sel["_m"] = len(parts)
         parts.append(sel)
     out = pd.concat(parts, ignore_index=True)
@@ -246,7 +247,7 @@ def table4_1_profiles(data_dir=None, *, modalities: Sequence[str] = ("MR", "XRAY
     out["_r"] = out["region"].map(_region_order())
     out = out.sort_values(["_m", "_r", "rank"], kind="stable").drop(columns=["_m", "_r"])
     cols = ["modality", "region", "rank", "sex", "age_group", "employment", "education", "cci", "share_pct",
-            "exams", "persons", "patients", "count", "denominator", "suppress"]
+            "exams", "persons", "patients", "count", "denominator", "modality_label", "suppress"]
     return out[cols].reset_index(drop=True)
 
 

@@ -116,12 +116,14 @@ def test_figures_are_published_as_png_at_300_dpi_and_svg(tmp_path):
 
 def test_published_csv_has_integer_counts_and_rounded_rates(tmp_path):
     df = pd.DataFrame({"modality": ["MR", "MR"], "events": [785.0, "–"], "population": [12345.0, 999.0],
-                       "rate": [15.632795311454984, "–"], "p_value": [0.08007581325826132, np.nan]})
+                       "rate": [15.632795311454984, "–"], "p_value": [0.08007581325826132, np.nan],
+                       "value": [404.0, 1.0934]})  # a count beside a ratio (persons_vs_exams)
     path = ls.export.write_published_csv(df, tmp_path / "t.csv")
     text = path.read_text(encoding="utf-8")
     assert "785.0" not in text and "785," in text and "12345," in text
     assert "15.63," in text and "0.08008" in text and "–" in text
     assert "15.632795" not in text
+    assert "404.0" not in text and ",404\n" in text and ",1.093\n" in text
 
 
 def test_result_objects_render_as_rounded_html():
@@ -140,8 +142,10 @@ def test_result_objects_render_as_rounded_html():
 
 
 def test_display_rounded_keeps_markers_and_makes_whole_numbers_integers():
-    df = pd.DataFrame({"persons": [12.0, 30.0], "rate": [8.813289e-01, 5761.391582], "n": ["–", 155.0]})
+    df = pd.DataFrame({"persons": [12.0, 30.0], "rate": [8.813289e-01, 5761.391582], "n": ["–", 155.0],
+                       "rmst_n": pd.Series([155.0, 2.5], dtype=object)})
     out = ls.formatting.display_rounded(df)
+    assert out["rmst_n"].tolist() == [155, 2.5] and isinstance(out["rmst_n"].iloc[0], int)
     assert str(out["persons"].dtype) == "Int64"
     assert out["rate"].tolist() == [0.88, 5761.39]
     assert out["n"].tolist() == ["–", 155]
@@ -162,6 +166,11 @@ def test_notebooks_run_on_the_running_interpreter_without_a_named_kernel(tmp_pat
     nb.metadata["kernelspec"] = {"name": "lumbarstats", "display_name": "Python (lumbarstats)", "language": "python"}
     nbformat.write(nb, tmp_path / "probe.ipynb")
     with ls.batch.kernel_for_run() as kernel:
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        spec = KernelSpecManager().get_kernel_spec(kernel)
+        assert spec.argv[0] == sys.executable
+        assert ls.batch.KERNEL_QUIET in spec.argv  # no "KeyboardInterrupt caught in kernel." at shutdown
         papermill.execute_notebook(str(tmp_path / "probe.ipynb"), str(tmp_path / "out.ipynb"), kernel_name=kernel,
                                    cwd=str(tmp_path), progress_bar=False)
     out = json.loads((tmp_path / "out.ipynb").read_text(encoding="utf-8"))

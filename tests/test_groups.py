@@ -250,8 +250,9 @@ def test_working_age_and_employed_restrictions(register, mr_table):
 
 def test_labels_match_reference_exactly(mr_table, xray_table):
     ref = pd.read_csv(REFERENCE)
-    for table, mod in [(mr_table, "MR"), (xray_table, "Røntgen")]:
-        assert set(table["modality"]) == {mod}
+    for table, mod, label in [(mr_table, "MR", "MR"), (xray_table, "XRAY", "Røntgen")]:
+        assert set(table["modality"]) == {mod} and set(table["modality_label"]) == {label}
+        mod = label  # the reference file uses the report's name
         got = set(map(tuple, table[["variable", "group"]].drop_duplicates().to_numpy()))
         want = set(map(tuple, ref.loc[ref["modality"] == mod, ["variable", "group"]].drop_duplicates().to_numpy()))
         assert got == want
@@ -267,7 +268,7 @@ def test_english_labels(register):
     tab = groups.report_group_table(folder, modality="XRAY", variables=["sex", "employment"], lang="en",
                                     regions="Landsplan")
     assert set(tab["group"]) >= {"Woman", "Man", "Sickness benefit etc."}
-    assert set(tab["modality"]) == {"X-ray"}
+    assert set(tab["modality"]) == {"XRAY"} and set(tab["modality_label"]) == {"X-ray"}
     assert set(tab["region"]) == {"Landsplan"}
 
 

@@ -100,3 +100,9 @@ def test_the_repository_is_a_project_root():
     if not (repo / "pyproject.toml").is_file():
         pytest.skip("not run from the checkout")
     assert ls.project.project_root(start=repo / "notebooks") == repo
+
+
+def test_a_step_accepts_a_region_in_any_spelling(tiny_register, tmp_path):
+    step = ls.pipeline.groups_step(tiny_register, tmp_path, modality="MR", region="LANDSPLAN")
+    assert len(step["table"]) and set(step["table"]["region"]) == {"Landsplan"}  # not an empty table
+    assert (tmp_path / "tables" / "groups_Landsplan_MR.csv").is_file()
