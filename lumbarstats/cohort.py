@@ -507,9 +507,10 @@ def restrict_to_region(national: Cohort, region, *, data_dictionary=None) -> Coh
     return Cohort(data=data, exclusions=exclusions, event_codes=dict(national.event_codes), parameters=parameters)
 
 
-def _cache_key(content_hash: str, kwargs: dict) -> str:
-    """Register content + arguments + this module's code: a changed input or method never meets an old entry."""
-    text = json.dumps({"content": content_hash, "arguments": kwargs,
+def _cache_key(content_hash: str, rules: str, kwargs: dict) -> str:
+    """Register content + data dictionary + arguments + this module's code: a changed input, code list or
+    method never meets an old entry."""
+    text = json.dumps({"content": content_hash, "dictionary": rules, "arguments": kwargs,
                        "code": hashlib.blake2b(Path(__file__).read_bytes(), digest_size=8).hexdigest()},
                       sort_keys=True, default=str)
     return hashlib.blake2b(text.encode("utf-8"), digest_size=12).hexdigest()
@@ -530,7 +531,7 @@ def cached_cohort(data, **kwargs) -> Cohort:
     from lumbarstats import register as _register
 
     reg = _register.as_register(data)
-    key = _cache_key(reg.content_hash, kwargs)
+    key = _cache_key(reg.content_hash, _register.dictionary_hash(reg.dd), kwargs)
     folders = reg.cache_dirs("cohort")
     for folder in folders:
         entry = folder / key

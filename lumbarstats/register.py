@@ -341,6 +341,11 @@ def validate_tables(path, *, tables: Sequence[str] = TABLES, dictionary=None) ->
         reg.close()
 
 
+def dictionary_hash(dd) -> str:
+    """Hash of the data dictionary's rules and code lists (what validation and derived data depend on)."""
+    return _dictionary_hash(dd)
+
+
 def as_register(data, **kwargs) -> Register:
     """A :class:`Register` from a path (opened and validated) or the Register itself."""
     if isinstance(data, Register):
