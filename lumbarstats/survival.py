@@ -1191,9 +1191,14 @@ def fine_gray(
             model.reason = "the Fine-Gray fit did not converge (Newton-Raphson, 100 iterations)"
             return model
     else:
-        beta, res = _fit_fine_gray_rows(rows)
+        try:
+            beta, res = _fit_fine_gray_rows(rows)
+        except ValueError:
+            # statsmodels refuses counting-process rows whose entry is not before their exit (tied times in
+            # large data): maximise the same partial likelihood from running sums (the engines agree to 1e-9)
+            beta, res, model.engine = _fine_gray_newton(t, e, cause, X, g), None, "running sums"
         if beta is None:
-            model.reason = f"the Fine-Gray fit did not converge ({res})"
+            model.reason = f"the Fine-Gray fit did not converge ({res or 'Newton-Raphson, 100 iterations'})"
             return model
     cov, tk, jumps = _fine_gray_variance(t, e, cause, X, beta, g)
     if not np.isfinite(cov).all():

@@ -123,3 +123,20 @@ def test_fine_gray_on_a_large_cohort_stays_in_memory():
     fg = sv.fine_gray(d, duration="t", event="ev", covariates=["x"])
     assert fg.reason is None and fg.engine == "running sums"
     assert abs(fg.summary["coef"].iloc[0]) < 0.1  # no effect was simulated
+
+
+def test_fine_gray_falls_back_to_running_sums_when_statsmodels_refuses_the_rows(monkeypatch):
+    """On a national cohort's sample, statsmodels refused the counting-process rows ("entry times may not
+    occur after event or censoring times") and the whole region's run failed; the same partial likelihood
+    is then maximised from running sums, and the estimates are crr's."""
+    def refuse(rows):
+        raise ValueError("entry times may not occur after event or censoring times")
+
+    monkeypatch.setattr(sv, "_fit_fine_gray_rows", refuse)
+    fg = sv.fine_gray(_mgus2(), duration="etime", event="ev", covariates=["age", "sex", "mspike"],
+                      event_of_interest=1)
+    assert fg.engine == "running sums" and fg.reason is None
+    exp = pd.read_csv(REF / "finegray_mgus2_expected.csv").query("cause == 1").set_index("term")
+    got = fg.summary.set_index("term")
+    for term in exp.index:
+        assert got.loc[term, "coef"] == pytest.approx(exp.loc[term, "coef"], rel=1e-6)
