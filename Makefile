@@ -89,7 +89,7 @@ $(UV):
 
 lock: $(UV)
 	$(PYTHON) tools/lock.py build-requires | $(UV) pip compile pyproject.toml - \
-	    --extra test --extra notebook --universal --python-version 3.11 --generate-hashes \
+	    --extra test --extra notebook --extra spark --universal --python-version 3.11 --generate-hashes \
 	    --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade) --quiet -o $(LOCK)
 	$(PYTHON) tools/lock.py check --lock $(LOCK)
 

@@ -14,7 +14,10 @@
 - ``ls.survival``    cohorts after first imaging, Kaplan–Meier, Cox, Aalen–Johansen, RMST
 - ``ls.tables``, ``ls.disclosure``  publication tables and disclosure control
 - ``ls.batch``       papermill batch runs per region
-- ``ls.reference``   the report's published figures
+- ``ls.reference``   the report's published figures; ``ls.comparison`` reproduced beside published
+- ``ls.products``    the report's figures and Bilag 1; ``ls.report_document`` the whole report (docx/html)
+- ``ls.interventions`` the regions' interventions as data and their evaluation
+- ``ls.engines``     query engines (DuckDB default, Apache Spark)
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ _SUBMODULES = {
     "dictionary", "io", "synth", "aggregate", "standardize", "groups", "profiles", "trend",
     "survival", "tables", "disclosure", "batch", "reference", "plots", "reproduce", "adapters",
     "monthly", "cohort", "rates", "export", "pipeline", "register", "validation", "project", "formatting",
+    "comparison", "products", "report_document", "interventions", "engines",
 }
 
 

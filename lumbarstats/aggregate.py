@@ -1,6 +1,7 @@
-"""Person-level register -> stratum counts, as Ibis expressions over DuckDB reading the Parquet files.
+"""Person-level register -> stratum counts, as Ibis expressions over the Parquet files (DuckDB or Spark).
 
-A national register (about 47 million person-years) never has to fit in a pandas DataFrame: DuckDB
+A national register (about 47 million person-years) never has to fit in a pandas DataFrame: the engine
+(DuckDB by default, Apache Spark with ``Register(path, engine="spark")``; :mod:`lumbarstats.engines`)
 scans ``population.parquet`` and ``examinations.parquet`` and returns one row per stratum. The register
 is opened and validated once through :class:`lumbarstats.register.Register` (pass a path or a Register);
 the counting rule is :meth:`lumbarstats.register.Register.counted_examinations`, the one definition.
@@ -17,8 +18,8 @@ Definitions (the report's, section 3.1):
 - ``population`` is person-years: one per population row. For ``month`` cells it is the year's
   person-years / 12, so that rates per 1,000 person-years are comparable across months.
 
-Queries are Ibis expressions (user values reach DuckDB as typed literals compiled by Ibis, never as
-SQL text), so that the same code can run on another Ibis backend later.
+Queries are Ibis expressions (user values reach the engine as typed literals compiled by Ibis, never as
+SQL text); the same code runs on DuckDB and Spark (``tests/test_spark.py`` compares the two).
 """
 
 from __future__ import annotations

@@ -43,6 +43,9 @@ def synth(
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives identical files.")] = 2024,
     raw_layout: Annotated[bool, typer.Option("--raw-layout", help="Write the registers' raw layouts (BEF, UDDA, AKM, LPR2/3, …) instead of the canonical tables.")] = False,
     force: Annotated[bool, typer.Option(help="Regenerate even if OUT already holds this register, and write into a non-empty folder lumbarstats did not make (its other files are never deleted).")] = False,
+    layout: Annotated[str, typer.Option(help="auto (one file per table below scale 0.1, else a folder of parts per table), file or folder.")] = "auto",
+    cohort_band: Annotated[int, typer.Option(help="Birth years per generated partition (a multiple of 5); memory does not depend on the scale.")] = 10,
+    effects: Annotated[Path | None, typer.Option(help="JSON file: a list of intervention effects built into the register, e.g. [{\"region\": 1081, \"modality\": \"MR\", \"start\": \"2023-01-01\", \"effect\": 0.9}] (recorded in metadata.json).")] = None,
 ) -> None:
     """Generate the calibrated synthetic register."""
     from lumbarstats import synth as synth_mod
@@ -53,7 +56,11 @@ def synth(
 
             path = raw_mod.generate_raw(out, scale=scale, seed=seed, force=force)
         else:
-            path = synth_mod.generate(out, scale=scale, seed=seed, force=force)
+            import json
+
+            built_in = json.loads(effects.read_text(encoding="utf-8")) if effects is not None else None
+            path = synth_mod.generate(out, scale=scale, seed=seed, force=force, layout=layout,
+                                      cohort_band=cohort_band, intervention_effects=built_in)
     except USER_ERRORS as exc:
         raise _fail(exc) from None
     typer.echo(f"synthetic register written to {path}")
@@ -95,6 +102,28 @@ def reproduce(
     except USER_ERRORS as exc:
         raise _fail(exc) from None
     raise typer.Exit(code=0 if ok else 1)
+
+
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option(help="A reproduce output folder (its protected tables and figures).")] = Path("output"),
+    data: Annotated[Path, typer.Option(help="The register the output was made from (cover: its hash).")] = Path("data/synthetic"),
+    region: Annotated[str | None, typer.Option(help="One region's own report (its Bilag 1), or 'all' for the five region reports; default: the whole report.")] = None,
+    lang: Annotated[str, typer.Option(help="da (default) or en.")] = "da",
+    allow_missing: Annotated[bool, typer.Option(help="Write the document with a visible note where a product is missing, instead of stopping.")] = False,
+) -> None:
+    """Write the report as one document: OUT/rapport.docx and OUT/rapport.html (a region: rapport_<region>.*)."""
+    from lumbarstats import report_document
+
+    try:
+        if region is not None and region.strip().lower() == "all":
+            paths = report_document.write_region_reports(out, data, lang=lang, allow_missing=allow_missing)
+        else:
+            paths = report_document.write_report(out, data, region=region, lang=lang, allow_missing=allow_missing)
+    except (*USER_ERRORS, report_document.ReportDisclosureError) as exc:
+        raise _fail(exc) from None
+    for p in paths:
+        typer.echo(str(p))
 
 
 @app.command(context_settings={"allow_extra_args": True})

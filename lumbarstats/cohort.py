@@ -91,9 +91,10 @@ class Cohort:
 # reading the canonical tables (a validated Register, or DataFrames given in a dict), as Ibis tables
 # ------------------------------------------------------------------------------------------------
 class _Source:
-    """The canonical tables as Ibis tables on one DuckDB connection: a register folder goes through
-    :class:`lumbarstats.register.Register` (opened and validated once); DataFrames in a dict are
-    registered as views (not validated: they are the caller's own, e.g. test fixtures)."""
+    """The canonical tables as Ibis tables on one connection: a register folder goes through
+    :class:`lumbarstats.register.Register` (opened and validated once; DuckDB or Spark, whichever engine
+    the Register runs); DataFrames in a dict are in-memory tables on DuckDB (not validated: they are the
+    caller's own, e.g. test fixtures). Keys of the cohort go to the engine as Ibis memtables."""
 
     def __init__(self, data_dir_or_tables):
         from lumbarstats.register import Register, as_register
@@ -107,9 +108,8 @@ class _Source:
                 self.frames[name] = df
             import ibis
 
-            self.con = ibis.duckdb.connect()
-            for name, df in self.frames.items():
-                self.con.con.register(f"src_{name}", df)
+            self.con = None  # in-memory tables only: Ibis runs them on its default backend (DuckDB)
+            self.tables = {name: ibis.memtable(df) for name, df in self.frames.items()}
         else:
             if not isinstance(data_dir_or_tables, Register) and not Path(data_dir_or_tables).is_dir():
                 raise FileNotFoundError(f"register directory {data_dir_or_tables} does not exist")
@@ -127,18 +127,18 @@ class _Source:
             if name not in self.frames:
                 raise KeyError(f"the canonical table {name!r} is missing (expected a key {name!r} in the dict of "
                                "tables)")
-            t = self.con.table(f"src_{name}")
+            t = self.tables[name]
         missing = [c for c in columns if c not in t.columns]
         if missing:
             raise KeyError(f"table {name!r} has no column(s) {missing}; it has {list(t.columns)}")
         return t
 
     def frame(self, df: pd.DataFrame):
-        """A DataFrame (keys of the cohort) as a table on the same connection."""
+        """A DataFrame (keys of the cohort) as an in-memory table the engine joins with the register."""
+        import ibis
+
         self._n += 1
-        name = f"_cohort_keys_{id(self)}_{self._n}"
-        self.con.con.register(name, df)
-        return self.con.table(name)
+        return ibis.memtable(df)
 
 
 def _to_date(value, name: str) -> pd.Timestamp:

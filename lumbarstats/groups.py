@@ -26,7 +26,11 @@ employment and industry rates are thus standardized to the *working-age part of 
 same standard for every employment group, industry and region, so they are comparable with each other but
 not with the all-adult education or CCI rates. Industry is restricted to working age (the report says
 "employed adults"; restricting avoids empty 70+ strata among the employed); pass ``industry_ages=None``
-to :func:`variable_strata` to use all employed adults.
+to :func:`variable_strata` to use all employed adults. The published figures agree: the national X-ray
+rates of the industries (4.1–9.5 per 1,000, figure 4.12) lie around the working-age rate of the employed
+(7.3, figure 4.10), whereas with the 70+ strata (standard weight about a fifth, X-ray rates 30–43) they
+would lie far above it. The synthetic register is raked over these same populations
+(:data:`REPORT_VARIABLES` is read by :func:`lumbarstats.synth._group_targets`).
 
 Standardized rates and their gamma intervals (Fay & Feuer 1997) come from
 :func:`lumbarstats.standardize.direct`; crude rates (age group, sex) from
@@ -84,6 +88,9 @@ TABLE_COLUMNS = ["modality", "variable", "group", "region", "rate", "lower", "up
                  "events", "persons", "population"]
 EXTRA_COLUMNS = ["modality_label", "group_code", "crude_rate", "conf_level", "method", "suppress"]
 TABLE_FILES = {"MR": "table5_3_mr_groups.csv", "XRAY": "table5_4_xray_groups.csv"}
+# the same tables with all 19 industries (figures 4.11-4.12); tables 5.3-5.4 are slices of them
+ALL_INDUSTRIES_FILES = {"MR": "table5_3_mr_groups_all_industries.csv",
+                        "XRAY": "table5_4_xray_groups_all_industries.csv"}
 
 
 @dataclass(frozen=True)
@@ -644,10 +651,12 @@ def _figure_title(data: pd.DataFrame) -> str:
     return f"{what} af lænderyggen efter {_VARIABLE_TITLES.get(variable, variable)}".strip()
 
 
-def plot_group_rates(df: pd.DataFrame, ax=None, *, title: str | None = None, show_suppressed: bool = False):
+def plot_group_rates(df: pd.DataFrame, ax=None, *, title: str | None = None, show_suppressed: bool = False,
+                     lang: str = "da"):
     """Horizontal bars of ``rate`` per ``group`` with ``lower``–``upper`` interval whiskers (report figures
     4.3–4.14). ``df``: rows of one variable (from :func:`report_group_table`); several regions are drawn as
-    grouped bars. Suppressed cells (``suppress``) are left out unless ``show_suppressed``. Returns the axes."""
+    grouped bars. Suppressed cells (``suppress``) are left out unless ``show_suppressed``. ``lang``: axis text and
+    decimal format (``"da"``: ``14,7``; ``"en"``). Returns the axes."""
     import matplotlib.pyplot as plt
 
     need = ["group", "rate", "lower", "upper"]
@@ -679,7 +688,7 @@ def plot_group_rates(df: pd.DataFrame, ax=None, *, title: str | None = None, sho
             ends = np.fmax(pd.to_numeric(sub["upper"], errors="coerce"), pd.to_numeric(sub["rate"], errors="coerce"))
             for yi, v, end in zip(y, pd.to_numeric(sub["rate"], errors="coerce"), ends, strict=True):
                 if np.isfinite(v):
-                    ax.text(end, yi, "  " + formatting.format_number(v, 1, "da"), va="center", fontsize=7.5)
+                    ax.text(end, yi, "  " + formatting.format_number(v, 1, lang), va="center", fontsize=7.5)
     ax.set_yticks(np.arange(len(groups)))
     ax.set_yticklabels(groups)
     ax.invert_yaxis()
@@ -687,8 +696,9 @@ def plot_group_rates(df: pd.DataFrame, ax=None, *, title: str | None = None, sho
     ax.grid(axis="x", color="#dddddd")
     ax.set_axisbelow(True)
     std = data["standardized"].iloc[0] if "standardized" in data.columns and len(data) else "no"
-    ax.set_xlabel("Køns- og aldersstandardiseret antal pr. 1.000 voksne" if std in ("yes", True)
-                  else "Antal pr. 1.000 voksne")
+    labels = {"da": ("Køns- og aldersstandardiseret antal pr. 1.000 voksne", "Antal pr. 1.000 voksne"),
+              "en": ("Sex- and age-standardized rate per 1,000 adults", "Rate per 1,000 adults")}[lang]
+    ax.set_xlabel(labels[0] if std in ("yes", True) else labels[1])
     if len(regions) > 1:
         ax.legend(fontsize="small")
     if title is None and len(data):
@@ -736,7 +746,7 @@ def payer_shares(data_dir, *, years=None, by_region: bool = False, pooled: bool 
 
 
 def protect_payer_tables(shares: pd.DataFrame, private: pd.DataFrame | None = None, *, min_cell: int = 5,
-                         policy=None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+                         policy=None, public_published: bool = True) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Disclosure control of :func:`payer_shares` and :func:`private_rate_trend` together.
 
     The shares publish their totals: ``exams / share_pct`` is the total of the year (and region) and
@@ -744,6 +754,11 @@ def protect_payer_tables(shares: pd.DataFrame, private: pd.DataFrame | None = No
     of a year, add up to a known total; a hidden cell's shares are hidden with it. The private rate's years
     add up to the pooled private row of the shares. All cells are suppressed in one stack with these
     relations. Returns the two tables with the marker in hidden cells (without the ``suppress`` column).
+
+    ``public_published``: the publicly financed examinations of a period are the events of tables 5.1–5.2
+    (published there), so a public cell that is not small is a known number: it is taken out of the
+    relations and never chosen to hide another cell (hiding it here would protect nothing; a relation then
+    needs another of its cells hidden).
     """
     from lumbarstats import disclosure
 
@@ -758,12 +773,17 @@ def protect_payer_tables(shares: pd.DataFrame, private: pd.DataFrame | None = No
                                    "modality": p["modality"], "payer": "private", "events": p["events"],
                                    "persons": p["persons"]}))
     stack = pd.concat(parts, ignore_index=True)
-    rels = []
     share_rows = stack[stack["kind"] == "share"]
-    for _, g in share_rows.groupby(["year", "region"], sort=False):
-        rels.append((list(g.index), None))
-    for _, g in share_rows.groupby(["year", "region", "modality"], sort=False):
-        rels.append((list(g.index), None))
+    known = set()
+    if public_published:
+        big = pd.to_numeric(share_rows["persons"], errors="coerce").fillna(0) >= pol.min_cell
+        known = set(share_rows.index[(share_rows["payer"] == "public") & big])
+    rels = []
+    for by in (["year", "region"], ["year", "region", "modality"]):
+        for _, g in share_rows.groupby(by, sort=False):
+            members = [i for i in g.index if i not in known]
+            if members:
+                rels.append((members, None))
     if private is not None:
         for row in share_rows[(share_rows["payer"] == "private")].itertuples():
             span = str(row.year).split("-")
@@ -810,12 +830,18 @@ def _mark_hidden(df: pd.DataFrame, mask, columns) -> pd.DataFrame:
 
 def private_rate_trend(data_dir, standard: pd.DataFrame | None = None, *, years=None, payer: str = "private",
                        modalities: Sequence[str] = ("MR", "XRAY"), per: float = 1000, method: str = "gamma",
-                       min_cell: int = 5) -> pd.DataFrame:
-    """Sex- and age-standardized rate of privately financed examinations per year (box 4.1 figure B).
+                       min_cell: int = 5, region=None, pooled: bool = False) -> pd.DataFrame:
+    """Sex- and age-standardized rate of examinations of one ``payer`` per year (box 4.1 figure B; Bilag 1).
 
-    Returns ``year, modality, rate, lower, upper, events, persons, population, conf_level, method, suppress``.
-    Standard: ``standard`` or :func:`lumbarstats.aggregate.default_standard`; interval of Fay & Feuer (1997)
-    via :func:`lumbarstats.standardize.direct`.
+    Returns ``year, modality, rate, lower, upper, events, persons, population, conf_level, method, suppress``
+    (with ``region`` after ``year`` when ``region`` is given). ``region``: None — the whole country (box 4.1);
+    a region in any spelling :func:`lumbarstats.dictionary.resolve_region` accepts (``Syddanmark``, 1083,
+    ``Landsplan``) — that region; ``"all"`` — the five regions and ``Landsplan``. ``pooled=True`` pools the
+    years (``year`` then reads e.g. ``"2021-2023"``; person-years added up). ``persons`` is summed over the
+    sex x age strata (and years): an upper bound of the distinct persons, used for the small-cell rule only.
+    Standard: ``standard`` or :func:`lumbarstats.aggregate.default_standard`, restricted to the strata with
+    population (:func:`restrict_standard`); interval of Fay & Feuer (1997) via
+    :func:`lumbarstats.standardize.direct`.
     """
     from lumbarstats import aggregate, standardize
     from lumbarstats.register import as_register
@@ -825,18 +851,36 @@ def private_rate_trend(data_dir, standard: pd.DataFrame | None = None, *, years=
     data_dir = as_register(data_dir)
     if standard is None:
         standard = data_dir.default_standard()
-    sc = aggregate.strata_counts(data_dir, by=["year", "modality", *STRATA], modality=list(modalities),
-                                 payer=payer, years=_year_range(years))
+    wanted = None if region is None else _normalize_regions(region)
+    by_region = region is not None
+    sc = aggregate.strata_counts(data_dir, by=(["region_name"] if by_region else []) + ["year", "modality", *STRATA],
+                                 modality=list(modalities), payer=payer, years=_year_range(years),
+                                 with_total=by_region)
     sc = sc.assign(sex=sc["sex"].astype(str), age_band=sc["age_band"].astype(str))
+    keys = ["year", "modality"]
+    if by_region:
+        sc = sc.rename(columns={"region_name": "region"})
+        sc["region"] = sc["region"].astype(str)
+        if wanted is not None:
+            sc = sc[sc["region"].isin(wanted)]
+        keys = ["region", *keys]
+    if pooled:
+        a, b = _year_range(years)
+        sc = sc.assign(year=f"{a}-{b}").groupby([*keys, *STRATA], as_index=False, observed=True)[
+            ["events", "persons", "population"]].sum()
     std = restrict_standard(standard, sc)
     res = standardize.direct(sc, strata=STRATA, standard=std, events="events", population="population",
-                             by=["year", "modality"], per=per, method=method)
-    persons = sc.groupby(["year", "modality"])["persons"].sum().rename("persons").reset_index()
-    res = res.merge(persons, on=["year", "modality"], how="left")
+                             by=keys, per=per, method=method)
+    persons = sc.groupby(keys, observed=True)["persons"].sum().rename("persons").reset_index()
+    res = res.merge(persons, on=keys, how="left")
     res["suppress"] = flag_suppress(res, min_cell=min_cell)
-    cols = ["year", "modality", "rate", "lower", "upper", "events", "persons", "population", "conf_level",
-            "method", "suppress"]
-    return res[cols].sort_values(["modality", "year"]).reset_index(drop=True)
+    cols = ["year", *(["region"] if by_region else []), "modality", "rate", "lower", "upper", "events", "persons",
+            "population", "conf_level", "method", "suppress"]
+    order = ["modality", *(["region"] if by_region else []), "year"]
+    if by_region:
+        res["_r"] = res["region"].map(_region_order())
+        order = ["modality", "_r", "year"]
+    return res.sort_values(order)[cols].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------------

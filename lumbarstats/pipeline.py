@@ -49,6 +49,12 @@ OUTPUTS: tuple[Output, ...] = (
     Output("table5_4", "tables/table5_4_xray_groups.csv", "groups",
            ("regions add up to Landsplan", "groups of a variable add up to the region total",
             "published education groups + unpublished 'unknown' add up to the region total")),
+    Output("table5_3_all_industries", "tables/table5_3_mr_groups_all_industries.csv", "groups",
+           ("table5_3 is its slice (six industries)", "regions add up to Landsplan",
+            "groups of a variable add up to the region total")),
+    Output("table5_4_all_industries", "tables/table5_4_xray_groups_all_industries.csv", "groups",
+           ("table5_4 is its slice (six industries)", "regions add up to Landsplan",
+            "groups of a variable add up to the region total")),
     Output("groups_region", "tables/groups_{region}_{modality}.csv", "groups", ("slice of table5_3/5_4",)),
     Output("payer_shares", "tables/payer_shares.csv", "groups",
            ("payers add up to the modality total (share within modality)",
@@ -57,6 +63,25 @@ OUTPUTS: tuple[Output, ...] = (
     Output("table4_1", "tables/table4_1_profiles.csv", "profiles",
            ("regions add up to Landsplan for each profile", "share = exams / region total")),
     Output("persons_vs_exams", "tables/persons_vs_exams.csv", "profiles", ()),
+    Output("fig4_1", "tables/fig4_1_annual_counts.csv", "products", ("Landsplan cells of table1/table2",)),
+    Output("fig4_2", "tables/fig4_2_national_standardized.csv", "products", ("Landsplan rates of table1/table2",)),
+    Output("box4_1_payer_split", "tables/box4_1_payer_split.csv", "products",
+           ("the cells of payer_shares", "payers add up to the modality total (share within modality)",
+            "modalities x payers add up to the total (share)")),
+    Output("box4_1_public_private_rates", "tables/box4_1_public_private_rates.csv", "products",
+           ("public rows: Landsplan cells of table1/table2", "private rows: the cells of private_rate")),
+    Output("bilag1_annual", "tables/bilag1/bilag1_{slug}_annual.csv", "products",
+           ("slice of table1/table2", "regions add up to Landsplan in each year",
+            "years add up to their period (table5_1/5_2)")),
+    Output("bilag1_groups", "tables/bilag1/bilag1_{slug}_groups.csv", "products",
+           ("slice of table5_3/5_4", "regions add up to Landsplan", "groups of a variable add up to the region total")),
+    Output("bilag1_payer", "tables/bilag1/bilag1_{slug}_payer.csv", "products",
+           ("payers add up to the region's modality total (share)",
+            "modalities x payers add up to the region total (share)",
+            "regions add up to Landsplan per modality and payer", "public cells = table5_1/5_2 2021-2023",
+            "Landsplan cells = payer_shares")),
+    Output("interventions_overview", "tables/interventions/overview_{slug}.csv", "intervention",
+           ("estimates only (no counts); rows of tables/interventions/overview.csv",)),
     Output("tte_cif", "time_to_event/{region}/tables/tte_{region}_{outcome}_cif.csv", "time_to_event",
            ("periods add up to the pooled region curve at each time",
             "regions add up to the whole country's period curve at each time",
@@ -241,12 +266,17 @@ def groups_step(data_dir, out_dir, *, modality: str = "MR", region: str = "Lands
     region = _region_name(region)
     data_dir = _register.as_register(data_dir)  # opened and validated once for the step; queries cached
     regions = "all" if region == "Landsplan" else [region]
-    full = groups.report_group_table(data_dir, modality=modality, years=years, regions=regions)
-    safe = groups.protect_group_table(full, min_cell=min_cell, policy=policy)
+    # protected once with all 19 industries (figures 4.11-4.12 draw them); the report's table is a slice, so
+    # a cell hidden there is hidden in every file cut from it
+    full = groups.report_group_table(data_dir, modality=modality, years=years, regions=regions, industries="all")
+    safe_all = groups.protect_group_table(full, min_cell=min_cell, policy=policy)
+    reported = (safe_all["variable"] != "industry") | safe_all["group_code"].isin(groups._reported_codes("industry"))
+    safe = safe_all[reported].reset_index(drop=True)
     table = safe[safe["region"] == region].reset_index(drop=True)
     files = [export.write_published_csv(table, out / "tables" / f"groups_{region}_{modality}.csv")]
     if region == "Landsplan":
         files.append(export.write_published_csv(safe, out / "tables" / groups.TABLE_FILES[modality]))
+        files.append(export.write_published_csv(safe_all, out / "tables" / groups.ALL_INDUSTRIES_FILES[modality]))
     source = plots.source_line(data_dir.path)
     for variable in groups.REPORT_VARIABLES:
         sub = table[table["variable"] == variable]

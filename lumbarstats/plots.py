@@ -25,7 +25,9 @@ from lumbarstats import io as _io
 
 __all__ = ["REGION_COLORS", "JOURNAL_RC", "FIGURE_WIDTH", "region_color", "region_label", "annual_rate_figure",
            "period_bar_figure", "cif_figure", "add_source", "source_line", "save_figure", "number_formatter",
-           "journal_style", "event_title", "locale_ticks", "show_figures"]
+           "journal_style", "event_title", "locale_ticks", "show_figures", "annual_count_figure",
+           "national_rate_figure", "region_bar_figure", "payer_split_figure", "public_private_rate_figure",
+           "region_rates_figure", "group_rates_figure"]
 
 # THE palette: one colour per region, the whole country in dark grey (report-like muted colours). Every
 # figure takes a region's colour from here (:func:`region_color`), so Syddanmark is orange everywhere.
@@ -310,3 +312,275 @@ def save_figure(fig, path, *, dpi: int = 300) -> Path:
     """Save a figure atomically (format from the suffix: .png, .pdf, .svg) and close it
     (:func:`lumbarstats.io.save_figure`)."""
     return _io.save_figure(fig, path, dpi=dpi, bbox_inches="tight", close=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# figures of the report's national products, box 4.1, box 5.1 and Bilag 1 (lumbarstats.products)
+# --------------------------------------------------------------------------------------------------
+_MODALITY_SHORT = {"da": {"MR": "MR-scanninger", "XRAY": "Røntgen"}, "en": {"MR": "MRI", "XRAY": "X-ray"}}
+_PRODUCT_TEXT = {
+    "da": {"count": "Antal undersøgelser", "rate": "Køns- og aldersstandardiseret antal pr. 1.000 voksne",
+           "change": "Ændring {a}–{b}: {pct} pct.", "share": "Andel af alle undersøgelser (pct.)",
+           "pct": "{v} pct.", "public": "Offentligt finansieret", "private": "Privatfinansieret",
+           "other": "Anden betaling", "other_both": "Anden betaling (MR og røntgen)"},
+    "en": {"count": "Number of examinations", "rate": "Sex- and age-standardized rate per 1,000 adults",
+           "change": "Change {a}–{b}: {pct}%", "share": "Share of all examinations (%)", "pct": "{v}%",
+           "public": "Publicly financed", "private": "Privately financed", "other": "Other payer",
+           "other_both": "Other payer (MRI and X-ray)"},
+}
+_MODALITY_COLORS = {"MR": "#1f5f8b", "XRAY": "#e07b39"}
+_RATE_LABEL_2 = {"da": "Køns- og aldersstandardiseret\nantal pr. 1.000 voksne",
+                 "en": "Sex- and age-standardized\nrate per 1,000 adults"}
+
+
+def _wrap(title: str | None, width: int = 88) -> str | None:
+    """A figure title wrapped to the figure's width (the report's captions are long)."""
+    import textwrap
+
+    return None if not title else "\n".join(textwrap.wrap(title, width))
+
+
+def _year_axis(ax, years) -> None:
+    ax.set_xticks(sorted(int(y) for y in years))
+    ax.xaxis.set_major_formatter(lambda x, _pos: f"{x:.0f}")  # years carry no thousands separator
+    ax.tick_params(axis="x", labelrotation=0)
+
+
+def _finish(fig, source, note, lang, legend_ax=None, ncol=2):
+    if legend_ax is not None:
+        _legend_below(legend_ax, ncol=ncol)
+    fig.tight_layout()
+    add_source(fig, source, note, lang)
+    return fig
+
+
+def annual_count_figure(table: pd.DataFrame, *, lang: str = "da", source: str | None = None,
+                        note: str | None = None, title: str | None = None):
+    """Figures 1.1/4.1: the whole country's annual numbers of examinations per modality (lines), drawn from a
+    protected table with ``year, modality, examinations`` (a hidden count draws a gap)."""
+    from lumbarstats import export
+
+    t = _PRODUCT_TEXT[lang]
+    _text(lang)
+    df = export.plottable(table, ["examinations"])
+    with journal_style():
+        fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 3.4))
+        for modality in [m for m in ("MR", "XRAY") if m in set(df["modality"])]:
+            g = df[df["modality"] == modality].sort_values("year")
+            ax.plot(g["year"].astype(int), g["examinations"], "-", marker="o", ms=3, lw=1.6,
+                    color=_MODALITY_COLORS[modality], label=_MODALITY_SHORT[lang][modality])
+        _year_axis(ax, df["year"].unique())
+        ax.set_ylabel(t["count"])
+        ax.yaxis.set_major_formatter(number_formatter(0, lang))
+        ax.set_ylim(bottom=0)
+        ax.grid(axis="y", color="#dddddd")
+        ax.spines[["top", "right"]].set_visible(False)
+        if title:
+            ax.set_title(_wrap(title), loc="left", fontweight="bold")
+        return _finish(fig, source, note, lang, legend_ax=ax)
+
+
+def _change_label(g: pd.DataFrame, lang: str) -> str | None:
+    g = g.dropna(subset=["rate"]).sort_values("year")
+    if len(g) < 2:
+        return None
+    first, last = g.iloc[0], g.iloc[-1]
+    pct = 100 * (last["rate"] / first["rate"] - 1)
+    sign = "+" if pct > 0 else "−" if pct < 0 else ""
+    return _PRODUCT_TEXT[lang]["change"].format(a=int(first["year"]), b=int(last["year"]),
+                                                pct=sign + _formatting.format_number(abs(pct), 0, lang))
+
+
+def national_rate_figure(table: pd.DataFrame, *, lang: str = "da", source: str | None = None,
+                         note: str | None = None, title: str | None = None):
+    """Figures 1.2/4.2: the whole country's standardized MR and X-ray rates per 1,000 adults side by side,
+    one panel per modality, with the change from the first to the last year written in each panel.
+    ``table``: protected, ``year, modality, rate, lower, upper``."""
+    df = _drawable(table)
+    modalities = [m for m in ("MR", "XRAY") if m in set(df["modality"])]
+    with journal_style():
+        fig, axes = plt.subplots(1, len(modalities), figsize=(FIGURE_WIDTH, 3.2), sharey=True, squeeze=False)
+        top = np.nanmax(df["upper"].to_numpy(dtype=float)) if len(df) else 1.0
+        for ax, modality in zip(axes[0], modalities, strict=True):
+            g = df[df["modality"] == modality].sort_values("year")
+            color = _MODALITY_COLORS[modality]
+            ax.plot(g["year"].astype(int), g["rate"], "-", marker="o", ms=3, lw=1.6, color=color)
+            ax.fill_between(g["year"].astype(int), g["lower"], g["upper"], color=color, alpha=0.15, lw=0)
+            for _, row in g.iloc[[0, -1]].iterrows() if len(g) else []:
+                if np.isfinite(row["rate"]):
+                    ax.annotate(_formatting.format_number(row["rate"], 1, lang), (int(row["year"]), row["rate"]),
+                                textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+            change = _change_label(g, lang)
+            if change:
+                ax.text(0.02, 0.04, change, transform=ax.transAxes, fontsize=7.5, fontweight="bold", color=color)
+            ax.set_title(_MODALITY_SHORT[lang][modality], loc="left", fontweight="bold")
+            _year_axis(ax, g["year"].unique())
+            ax.tick_params(axis="x", labelrotation=90)
+            ax.set_ylim(0, top * 1.15)
+            ax.yaxis.set_major_formatter(number_formatter(0, lang))
+            ax.grid(axis="y", color="#dddddd")
+            ax.spines[["top", "right"]].set_visible(False)
+        axes[0][0].set_ylabel(_RATE_LABEL_2[lang])
+        if title:
+            fig.suptitle(_wrap(title), x=0.01, ha="left", fontweight="bold")
+        ci = _text(lang)["ci"]
+        return _finish(fig, source, " ".join(x for x in (ci, note or "") if x), lang)
+
+
+def region_bar_figure(periods: pd.DataFrame, *, modality: str, period: str = "2021-2023", lang: str = "da",
+                      source: str | None = None, note: str | None = None, title: str | None = None):
+    """Figures 1.3–1.4 / 5.1–5.2: the standardized rate of each region and the whole country in one pooled
+    period, one bar per region in the palette's colour, the value written above it (whiskers: 95 %
+    interval). ``periods``: a protected period table (tables 5.1–5.2)."""
+    df = _drawable(periods[(periods["modality"] == modality) & (periods["period"].astype(str) == period)])
+    regions = _in_palette_order(list(dict.fromkeys(df["region"])))
+    g = df.set_index("region").reindex(regions)
+    with journal_style():
+        fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 3.2))
+        x = np.arange(len(regions))
+        err = np.vstack([g["rate"] - g["lower"], g["upper"] - g["rate"]])
+        ax.bar(x, g["rate"], 0.65, yerr=err, capsize=2, color=[region_color(r) for r in regions],
+               error_kw={"lw": 0.8})
+        for xi, v, up in zip(x, g["rate"], g["upper"], strict=True):
+            if np.isfinite(v):
+                ax.text(xi, (up if np.isfinite(up) else v) * 1.01, _formatting.format_number(v, 1, lang),
+                        ha="center", va="bottom", fontsize=7.5)
+        ax.set_xticks(x, [region_label(r, lang) for r in regions])
+        ax.set_ylabel(_RATE_LABEL_2[lang])
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_formatter(number_formatter(0, lang))
+        ax.grid(axis="y", color="#dddddd")
+        ax.set_axisbelow(True)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.set_title(_wrap(title) or f"{_MODALITY_TITLE[lang].get(modality, modality)}, {period.replace('-', '–')}",
+                     loc="left", fontweight="bold")
+        ci = _text(lang)["ci"].replace("Skraveret", "Streger").replace("Shaded", "Whiskers")
+        return _finish(fig, source, " ".join(x for x in (ci, note or "") if x), lang)
+
+
+def payer_split_figure(shares: pd.DataFrame, *, lang: str = "da", source: str | None = None,
+                       note: str | None = None, title: str | None = None):
+    """Box 4.1 figure A: shares of all lumbar MR and X-ray examinations by payer and modality, horizontal
+    bars with the share written beside them; other payers of both modalities drawn as one bar as in the
+    report (hidden when either is hidden). ``shares``: protected ``modality, payer, share_pct``."""
+    from lumbarstats import export
+
+    t = _PRODUCT_TEXT[lang]
+    df = export.plottable(shares, ["share_pct"])
+    rows = []
+    for payer in ("public", "private"):
+        for modality in ("MR", "XRAY"):
+            v = df.loc[(df["payer"] == payer) & (df["modality"] == modality), "share_pct"]
+            if len(v):
+                rows.append((f"{t[payer]} {_MODALITY_SHORT[lang][modality].lower() if lang == 'da' and modality == 'XRAY' else _MODALITY_SHORT[lang][modality]}",
+                             float(v.iloc[0]), _MODALITY_COLORS[modality], payer))
+    other = df.loc[df["payer"] == "other", "share_pct"]
+    if len(other):
+        rows.append((t["other_both"], float(other.sum(min_count=len(other))) if other.notna().all() else np.nan,
+                     "#8c8c8c", "other"))
+    with journal_style():
+        fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 0.35 * len(rows) + 1.2))
+        y = np.arange(len(rows))
+        ax.barh(y, [r[1] for r in rows], 0.6, color=[r[2] for r in rows],
+                alpha=1.0)
+        for yi, r in zip(y, rows, strict=True):
+            if np.isfinite(r[1]):
+                ax.text(r[1], yi, "  " + t["pct"].format(v=_formatting.format_number(r[1], 1, lang)), va="center",
+                        fontsize=7.5)
+        ax.set_yticks(y, [r[0] for r in rows])
+        ax.invert_yaxis()
+        ax.set_xlabel(t["share"])
+        ax.xaxis.set_major_formatter(number_formatter(0, lang))
+        ax.set_xlim(0, 100)
+        ax.grid(axis="x", color="#dddddd")
+        ax.set_axisbelow(True)
+        ax.spines[["top", "right"]].set_visible(False)
+        if title:
+            ax.set_title(_wrap(title), loc="left", fontweight="bold")
+        return _finish(fig, source, note, lang)
+
+
+def public_private_rate_figure(table: pd.DataFrame, *, lang: str = "da", source: str | None = None,
+                               note: str | None = None, title: str | None = None):
+    """Box 4.1 figure B: standardized rates of publicly and privately financed MR and X-ray per year, one
+    panel per payer (the private rates are an order of magnitude smaller), MR and X-ray as lines.
+    ``table``: protected ``year, modality, payer, rate, lower, upper``."""
+    t = _PRODUCT_TEXT[lang]
+    df = _drawable(table)
+    payers = [p for p in ("public", "private") if p in set(df["payer"])]
+    with journal_style():
+        fig, axes = plt.subplots(1, len(payers), figsize=(FIGURE_WIDTH, 3.2), squeeze=False)
+        for ax, payer in zip(axes[0], payers, strict=True):
+            for modality in ("MR", "XRAY"):
+                g = df[(df["payer"] == payer) & (df["modality"] == modality)].sort_values("year")
+                if g.empty:
+                    continue
+                color = _MODALITY_COLORS[modality]
+                ax.plot(g["year"].astype(int), g["rate"], "-", marker="o", ms=3, lw=1.5, color=color,
+                        label=_MODALITY_SHORT[lang][modality])
+                ax.fill_between(g["year"].astype(int), g["lower"], g["upper"], color=color, alpha=0.15, lw=0)
+            ax.set_title(t[payer], loc="left", fontweight="bold")
+            _year_axis(ax, df["year"].unique())
+            ax.tick_params(axis="x", labelrotation=90)
+            ax.set_ylim(bottom=0)
+            ax.yaxis.set_major_formatter(number_formatter(1 if ax.get_ylim()[1] < 5 else 0, lang))
+            ax.grid(axis="y", color="#dddddd")
+            ax.spines[["top", "right"]].set_visible(False)
+        axes[0][0].set_ylabel(_RATE_LABEL_2[lang])
+        if title:
+            fig.suptitle(_wrap(title), x=0.01, ha="left", fontweight="bold")
+        fig.tight_layout()
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, frameon=False, ncol=2, loc="upper center", bbox_to_anchor=(0.5, 0.0))
+        add_source(fig, source, " ".join(x for x in (_text(lang)["ci"], note or "") if x), lang)
+        fig.texts[-1].set_y(-0.08)  # below the legend
+        return fig
+
+
+def region_rates_figure(annual: pd.DataFrame, *, region, lang: str = "da", source: str | None = None,
+                        note: str | None = None, title: str | None = None):
+    """Box 5.1 figure C: one region's standardized MR and X-ray rates per year (two lines, 95 % interval
+    shaded). ``annual``: protected tables 1–2 stacked
+    (``modality, region, year, rate, lower, upper``)."""
+    short = _short_region(region)
+    df = _drawable(annual[annual["region"].map(_short_region) == short])
+    with journal_style():
+        fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 3.4))
+        for modality in ("MR", "XRAY"):
+            g = df[df["modality"] == modality].sort_values("year")
+            if g.empty:
+                continue
+            color = _MODALITY_COLORS[modality]
+            ax.plot(g["year"].astype(int), g["rate"], "-", marker="o", ms=3, lw=1.6, color=color,
+                    label=_MODALITY_SHORT[lang][modality])
+            ax.fill_between(g["year"].astype(int), g["lower"], g["upper"], color=color, alpha=0.15, lw=0)
+        _year_axis(ax, df["year"].unique())
+        ax.set_ylabel(_RATE_LABEL_2[lang])
+        ax.yaxis.set_major_formatter(number_formatter(0, lang))
+        ax.set_ylim(bottom=0)
+        ax.grid(axis="y", color="#dddddd")
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.set_title(_wrap(title) or region_label(region, lang), loc="left", fontweight="bold")
+        return _finish(fig, source, " ".join(x for x in (_text(lang)["ci"], note or "") if x), lang,
+                       legend_ax=ax)
+
+
+def group_rates_figure(table: pd.DataFrame, *, variable: str, modality: str, region="Landsplan",
+                       lang: str = "da", source: str | None = None, note: str | None = None,
+                       title: str | None = None):
+    """Figures 4.3–4.14 for one variable (e.g. the 19 industries of figures 4.11–4.12): horizontal bars of
+    the protected group table's rows of ``variable``, ``modality`` and ``region``, sized to the number of
+    groups (:func:`lumbarstats.groups.plot_group_rates`)."""
+    from lumbarstats import groups
+
+    sub = table[(table["variable"] == variable) & (table["modality"] == modality)
+                & (table["region"].map(_short_region) == _short_region(region))]
+    with journal_style():
+        fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 0.24 * max(sub["group"].nunique(), 1) + 1.4))
+        groups.plot_group_rates(sub, ax=ax, title="", lang=lang)
+        ax.xaxis.set_major_formatter(number_formatter(None, lang))
+        if title:
+            fig.suptitle(_wrap(title, 95), x=0.01, ha="left", fontweight="bold")
+        fig.tight_layout()
+        add_source(fig, source, note, lang)
+    return fig

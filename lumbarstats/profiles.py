@@ -401,7 +401,10 @@ def plot_profile_shares(table: pd.DataFrame, ax=None, *, modality: str | None = 
     ax.set_xlabel("Andel af forbruget (pct.)")
     ax.legend(fontsize="small")
     if title is None and len(data):
-        title = f"Hyppigste patientprofiler – {data['modality'].iloc[0]}"
+        # the code in data (XRAY), the report's name in the title
+        from lumbarstats.groups import modality_label
+
+        title = f"Hyppigste patientprofiler – {modality_label(str(data['modality'].iloc[0]))}"
     if title:
         ax.set_title(title)
     return ax

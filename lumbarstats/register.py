@@ -13,16 +13,18 @@ folder of Parquet files (hive partitions allowed). :class:`Register`
   :attr:`Register.content_hash`) in ``<register>/.lumbarstats/validated.json`` — or, where the folder is
   read-only, in ``~/.cache/lumbarstats/`` (``cache_dir=`` or ``LUMBARSTATS_CACHE_DIR``) — so an unchanged
   register is not validated again; any changed byte means revalidation;
-- holds one DuckDB connection (through Ibis, so that the same query expressions can run on another
-  engine later), defines the counting rule once (:meth:`Register.counted_examinations`), and caches the
-  default standard population and stratum counts.
+- holds one query engine — embedded DuckDB (default) or Apache Spark (``engine="spark"``, a
+  ``lumbarstats.toml``, or ``spark=session``; see :mod:`lumbarstats.engines` and ``docs/spark.md``) —
+  through Ibis, so every query expression runs unchanged on either; defines the counting rule once
+  (:meth:`Register.counted_examinations`), and caches the default standard population and stratum counts.
+  The only engine-specific code is :func:`_read_table` (how a table's Parquet files are opened, and
+  where row numbers for validation errors come from).
 
 Functions that take a register accept a path or a ``Register`` (:func:`as_register`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -35,6 +37,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from lumbarstats import dictionary as _dictionary
+from lumbarstats import engines as _engines
 from lumbarstats import validation as _validation
 
 __all__ = ["Register", "as_register", "validate_tables", "TABLES", "REQUIRED_TABLES", "STATE_DIR"]
@@ -57,9 +60,55 @@ def _table_files(root: Path, name: str) -> list[Path]:
     f = root / f"{name}.parquet"
     if f.is_file():
         return [f]
-    if f.is_dir():
-        return sorted(p for p in f.rglob("*.parquet") if p.is_file() and not p.name.startswith("."))
-    return []
+    folder = _table_folder(root, name)
+    if folder is None:
+        return []
+    # a partitioned dataset: every Parquet file below, hive-style ``key=value/`` folders included; hidden
+    # and Spark bookkeeping entries (``.part-*.crc``, ``_SUCCESS``, ``_temporary/``) are not data
+    return sorted(p for p in folder.rglob("*.parquet") if p.is_file()
+                  and not any(part.startswith((".", "_")) for part in p.relative_to(folder).parts))
+
+
+def _table_folder(root: Path, name: str) -> Path | None:
+    """The folder of a table stored as a folder of Parquet files (``<name>.parquet/`` as Spark and
+    ``lumbarstats synth`` write it, or ``<name>/``); None for a single file or no table."""
+    for folder in (root / f"{name}.parquet", root / name):
+        if folder.is_dir():
+            return folder
+    return None
+
+
+def _read_table(con, engine: str, paths: list[str], *, folder: str | None, row_numbers: bool) -> ir.Table:
+    """The one engine-specific step: open a table's Parquet file(s) as an Ibis table.
+
+    ``paths``: the file(s); ``folder``: the table's folder when it is a folder of files (hive partitions
+    ``key=value/`` become columns). With ``row_numbers`` the table gets ``row`` (1-based row number within
+    its file) and, for a folder, ``filename`` — for validation errors. DuckDB: ``read_parquet`` with
+    ``file_row_number``. Spark: the Parquet reader's hidden ``_metadata.row_index`` / ``file_path``
+    columns (Spark >= 3.5), so a row number means the same on both engines."""
+    if engine == "duckdb":
+        opts = {"hive_partitioning": bool(folder)}
+        if row_numbers:
+            opts.update(file_row_number=True, filename=bool(folder))
+        t = con.read_parquet(paths if folder else paths[0], **opts)
+        if row_numbers:
+            t = t.mutate(**{_validation.ROW: t.file_row_number + 1}).drop("file_row_number")
+        return t
+    from pyspark.sql import functions as F
+
+    reader = con._session.read
+    if folder:
+        reader = reader.option("basePath", folder)
+    df = reader.parquet(*paths)
+    if row_numbers:
+        extra = [(F.col("_metadata.row_index") + 1).cast("long").alias(_validation.ROW)]
+        if folder:
+            extra.append(F.col("_metadata.file_path").alias("filename"))
+        df = df.select("*", *extra)
+    # a view name is an identifier: Spark's own part files (``part-00000-….snappy``) have hyphens and dots
+    name = ibis.util.gen_name("lumbarstats_" + "".join(c if c.isalnum() else "_" for c in Path(paths[0]).stem))
+    df.createOrReplaceTempView(name)
+    return con.table(name)
 
 
 def _hash_files(root: Path, files: Sequence[Path]) -> str:
@@ -81,7 +130,7 @@ def _dictionary_hash(dd) -> str:
 
 
 class Register:
-    """A validated register folder with one DuckDB connection (see the module docstring).
+    """A validated register folder with one query engine (see the module docstring).
 
     Parameters
     ----------
@@ -91,10 +140,16 @@ class Register:
         (default ``LUMBARSTATS_CACHE_DIR`` or ``~/.cache/lumbarstats``).
     dictionary : a data dictionary (default the installed one).
     threads : DuckDB threads (default DuckDB's).
+    engine : ``"duckdb"`` (default) or ``"spark"``; default from ``lumbarstats.toml`` (``config``), else DuckDB.
+    spark : a ``SparkSession`` to use (implies ``engine="spark"``; the Register never stops it).
+    spark_master, spark_config : for a session made here (:func:`lumbarstats.engines.spark_session`):
+        ``"local[2]"`` (default), a cluster URL or a Spark Connect URL ``sc://…``; Spark settings.
+    config : path of a ``lumbarstats.toml`` (default ``LUMBARSTATS_CONFIG`` or ``./lumbarstats.toml``).
     """
 
     def __init__(self, path, *, validate: bool = True, cache_dir=None, dictionary=None,
-                 threads: int | None = None):
+                 threads: int | None = None, engine: str | None = None, spark=None,
+                 spark_master: str | None = None, spark_config=None, config=None):
         self.path = Path(path)
         if not self.path.is_dir():
             what = "is a file, not a register folder" if self.path.exists() else "does not exist"
@@ -108,6 +163,7 @@ class Register:
                 f"(a Parquet file or a folder of Parquet files); {_make_hint(self.path)}")
         self._cache_dir = Path(cache_dir) if cache_dir else None
         self._threads = threads
+        self._set_engine(engine, spark, spark_master, spark_config, config)
         self._con = None
         self._content_hash: str | None = None
         self._memo: dict = {}
@@ -117,16 +173,24 @@ class Register:
             self.validate()
 
     def __repr__(self) -> str:
-        return f"Register({str(self.path)!r}, validated={self.validated})"
+        return f"Register({str(self.path)!r}, validated={self.validated}, engine={self.engine!r})"
 
     # -- connection and tables ------------------------------------------------------------------
+    def _set_engine(self, engine, spark, spark_master, spark_config, config) -> None:
+        """Arguments first, then ``lumbarstats.toml``, then DuckDB."""
+        settings = _engines.load_settings(config) if (engine is None and spark is None) or config else {}
+        chosen = "spark" if spark is not None else (engine or settings.get("engine") or "duckdb")
+        self.engine = _engines.engine_name(chosen)
+        self._spark = spark
+        self._spark_master = spark_master or settings.get("spark_master")
+        self._spark_config = dict(settings.get("spark_config") or {}) | dict(spark_config or {})
+
     @property
     def con(self):
-        """The Ibis DuckDB backend (one per Register; ``con.con`` is the raw DuckDB connection)."""
+        """The Ibis backend (one per Register): DuckDB (``con.con`` is the raw DuckDB connection) or PySpark."""
         if self._con is None:
-            self._con = ibis.duckdb.connect(**({"threads": int(self._threads)} if self._threads else {}))
-            with contextlib.suppress(Exception):  # in Jupyter DuckDB refuses the setting without ipywidgets
-                self._con.con.execute("SET enable_progress_bar = false")
+            self._con = _engines.connect(self.engine, threads=self._threads, spark=self._spark,
+                                         spark_master=self._spark_master, spark_config=self._spark_config)
         return self._con
 
     def has_table(self, name: str) -> bool:
@@ -136,21 +200,18 @@ class Register:
         files = self.files.get(name) or []
         if not files:
             raise FileNotFoundError(f"register folder {self.path} has no {name}.parquet")
-        return [f.as_posix() for f in files] if (self.path / f"{name}.parquet").is_dir() else files[0].as_posix()
+        return [f.as_posix() for f in files] if _table_folder(self.path, name) else files[0].as_posix()
 
     def raw_table(self, name: str, *, row_numbers: bool = False) -> ir.Table:
         """A canonical table as stored (no type conversion); ``row_numbers`` adds ``row`` (1-based, per file)
         and, for a folder of files, ``filename``."""
         key = ("raw", name, row_numbers)
         if key not in self._memo:
-            folder = (self.path / f"{name}.parquet").is_dir()  # a folder of files, maybe hive partitions
-            opts = {"hive_partitioning": folder}
-            if row_numbers:
-                opts.update(file_row_number=True, filename=folder)
-            t = self.con.read_parquet(self._source(name), **opts)
-            if row_numbers:
-                t = t.mutate(**{_validation.ROW: t.file_row_number + 1}).drop("file_row_number")
-            self._memo[key] = t
+            source = self._source(name)
+            folder = _table_folder(self.path, name)  # a folder of files, maybe hive partitions
+            self._memo[key] = _read_table(self.con, self.engine, source if isinstance(source, list) else [source],
+                                          folder=folder.as_posix() if folder else None,
+                                          row_numbers=row_numbers)
         return self._memo[key]
 
     def table(self, name: str) -> ir.Table:
@@ -301,8 +362,11 @@ class Register:
         return aggregate.strata_counts(self, **kwargs)
 
     def close(self) -> None:
+        """Close the DuckDB connection. A Spark session is left running (it may be shared: the caller's, or
+        the one of the process; stop it with ``session.stop()``)."""
         if self._con is not None:
-            self._con.disconnect()
+            if self.engine == "duckdb":
+                self._con.disconnect()
             self._con = None
             self._memo.clear()
 
@@ -326,6 +390,7 @@ def validate_tables(path, *, tables: Sequence[str] = TABLES, dictionary=None) ->
     reg.path, reg.dd = root, dictionary or _dictionary.load()
     reg.files = {t: _table_files(root, t) for t in TABLES}
     reg._threads, reg._con, reg._memo, reg._cache_dir, reg._content_hash = None, None, {}, None, None
+    reg._set_engine("duckdb", None, None, None, None)
     reg.validated, reg.rows = False, {}
     try:
         out = {}

@@ -39,7 +39,8 @@ from lumbarstats import io as _io
 __all__ = ["run", "STEPS", "notebooks_dir", "execute_notebook", "comparison_table", "logs_dir", "DEFAULT_DATA",
            "INCOMPLETE_NAME"]
 
-STEPS = ("annual", "groups", "profiles", "intervention", "time_to_event", "comparison", "export", "disclosure")
+STEPS = ("annual", "groups", "profiles", "intervention", "time_to_event", "products", "comparison", "export", "report",
+         "disclosure")
 
 DEFAULT_DATA = Path("data/synthetic")  # the one place where reproduce generates a register unasked
 OUTPUT_KIND, LOGS_KIND = "output", "logs"
@@ -50,7 +51,7 @@ INCOMPLETE_TEXT = ("This output is INCOMPLETE: do not publish it.\n"
                    "The file is removed when a run completes every step.\n")
 # names reproduce writes into OUT (an output folder from before the marker holds only these)
 OUTPUT_ENTRIES = {"tables", "figures", "notebooks", "publication", "time_to_event", "comparison.csv", "logs",
-                  INCOMPLETE_NAME}
+                  INCOMPLETE_NAME, "rapport.docx", "rapport.html"}
 _FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 _FATAL_WORDS = ((errno.ENOSPC, "No space left on device"), (errno.EROFS, "Read-only file system"),
                 (errno.EDQUOT, "Disk quota exceeded"))
@@ -273,12 +274,16 @@ def _jobs(ctx: _Context) -> list[tuple[str, str, Callable[[], None]]]:
         nb("groups", "02_population_groups.ipynb", f"02_population_groups_{m.lower()}.ipynb",
            {"modality": m, "region": "Landsplan"})
     nb("profiles", "03_patient_profiles.ipynb", "03_patient_profiles.ipynb", {"region": "Landsplan"})
-    for m in ("MR", "XRAY"):
+    for m in ("MR", "XRAY"):  # the notebook's own views; the overview of every region is the job below
         nb("intervention", "04_intervention_evaluation.ipynb", f"04_intervention_syddanmark_{m.lower()}.ipynb",
-           {"modality": m, "region": "Syddanmark"})
+           {"modality": m, "region": "Syddanmark", "overview": False})
+    jobs.append(("intervention", "interventions overview (every region x intervention x design)",
+                 lambda: _interventions(ctx)))
     jobs.append(("time_to_event", "05_time_to_event (batch, every region)", lambda: _time_to_event(ctx)))
+    jobs.append(("products", "figures 4.1-5.2, boxes 4.1/5.1, Bilag 1", lambda: _products(ctx)))
     jobs.append(("comparison", "comparison.csv", lambda: _comparison(ctx)))
     jobs.append(("export", "publication tables", lambda: _export(ctx)))
+    jobs.append(("report", "rapport.docx/.html (national and per region)", lambda: _report(ctx)))
     jobs.append(("disclosure", "disclosure check", lambda: _disclosure(ctx)))
     return jobs
 
@@ -294,6 +299,36 @@ def _time_to_event(ctx: _Context) -> None:
     if len(failed):
         raise RuntimeError("time-to-event failed for " + ", ".join(
             f"{r.region} ({r.error})" for r in failed.itertuples()))
+
+
+def _interventions(ctx: _Context) -> None:
+    """Every region's interventions (data_dictionary/interventions.csv) with every design: the overview
+    table per region and combined, and an event-study figure per region."""
+    from lumbarstats import interventions
+
+    interventions.interventions_all_regions(ctx.data, ctx.out, lang=ctx.lang)
+
+
+def _products(ctx: _Context) -> None:
+    """The report's remaining figures and Bilag 1, cut from the protected tables the steps before wrote."""
+    from lumbarstats import products
+
+    products.report_products_step(ctx.data, ctx.out, lang=ctx.lang)
+    products.bilag1_step(ctx.data, ctx.out, region="all", lang=ctx.lang)
+
+
+def _report(ctx: _Context) -> None:
+    """The whole report as one document (rapport.docx/.html) and one per region (Bilag 1), from the
+    protected files of this run only; a failed step shows as a visibly missing product."""
+    from lumbarstats import report_document
+
+    steps = ctx.results.get("steps", [])
+    failed = [s["label"] for s in steps if s["status"] != "ok"]
+    kw = {"lang": ctx.lang, "allow_missing": bool(failed), "steps": steps,
+          "incomplete": ("failed: " + ", ".join(failed)) if failed else False}
+    written = report_document.write_report(ctx.out, ctx.data, **kw)
+    written += report_document.write_region_reports(ctx.out, ctx.data, **kw)
+    ctx.results["report"] = written
 
 
 def _comparison(ctx: _Context) -> None:
@@ -450,6 +485,9 @@ def _print_summary(ctx: _Context, failures: list, seconds: float) -> None:
 
         for line in comparison.summary_lines(ctx.results.get("comp", pd.DataFrame())):
             print(line)
+    if ctx.results.get("report"):
+        docs = sorted({p.name for p in ctx.results["report"]})
+        print(f"  report:       {out / 'rapport.docx'}, {out / 'rapport.html'} and {len(docs) - 2} region files")
     if "violations" in ctx.results:
         print(f"  disclosure:   {len(ctx.results['violations'])} violation(s)")
     print(f"  time:         {seconds:.0f} s")

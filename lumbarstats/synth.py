@@ -6,15 +6,28 @@ them. This module generates the canonical tables (see ``data_dictionary/tables.y
 
 ``population.parquet``, ``examinations.parquet``, ``surgery.parquet``, ``exits.parquet``,
 ``metadata.json`` and ``model/`` (the rate model's factors, so that expectations can be checked).
+Below scale 0.1 each table is one Parquet file; from 0.1 on (or ``layout="folder"``) each is a folder
+``<table>.parquet/`` of files ``part-<region>-<first birth year of the band>.parquet`` (partition =
+region x birth-cohort band, ``cohort_band`` years), which :class:`lumbarstats.register.Register` reads
+like one file.
+
+Streaming (bounded memory): persons never change region or birth year, so the population falls into
+closed *units* (region x 5 birth years x shard; a shard is at most ``SHARD_SCALE`` of the Danish cohorts).
+Every random draw of a unit comes from streams keyed by (seed, purpose, unit), so a unit is the same in
+whatever partition or order it is generated. A first pass simulates the units and keeps only the
+calibration's aggregated cells; the calibration runs on those; a second pass simulates every unit
+again with its examinations, surgery and exits and writes it out. Peak memory is one unit plus the
+cells, whatever the scale; the same seed gives the same rows in any layout and partitioning.
 
 Model (documented choices)
 --------------------------
 *Population* (2014–2023, adults 18+ on 31 December of the year before). A panel of persons is
 simulated forward from 31 Dec 2013: each year persons age one year, die (Gompertz mortality, men
 x1.25, women x0.8) or emigrate (1.5 %/year at 18–34, 0.6 % at 35–49, 0.2 % after), and the year's
-18-year-olds and immigrants (ages 18–50) enter so that the adult total follows Denmark's (4.749
+18-year-olds and immigrants (ages 18–70) enter so that the adult total follows Denmark's (4.749
 million in 2022 — US Census Bureau IDB, ``population_denmark_2022_by_age_sex.csv`` — growing
-0.9 %/year). Regions follow Statistics Denmark's published shares (``population_regions.csv``,
+0.9 %/year; the immigrants of a year are set from an aggregate projection of the expected deaths and
+emigrations, so the realised total follows the target up to Poisson noise). Regions follow Statistics Denmark's published shares (``population_regions.csv``,
 interpolated between 2019 and 2024), with a younger capital region and older Nordjylland/Sjælland.
 
 *Covariates* come from person-level latent normal variables (Gaussian copula) so that they persist
@@ -49,17 +62,28 @@ CT examinations are generated at about 15 % of the X-ray rate.
 selected: x1.3), plus a small background rate; date 2–26 weeks after the episode. *Exits*: the
 deaths and emigrations of the population simulation, with dates.
 
-Everything is deterministic given ``seed`` (numpy ``Generator(PCG64)`` streams per purpose).
+*Intervention effects* (``SynthConfig.intervention_effects`` / ``generate(intervention_effects=...)``):
+known multiplicative effects on a region's public examinations of one modality from a start date
+(optional end and linear phase-in), applied on top of the calibration by thinning (effect < 1) or
+extra examinations (> 1) from a separate stream, and written to ``metadata.json`` — the truth that
+evaluations of interventions can be tested against. None by default: the published annual rates the
+register is calibrated to already contain Region Syddanmark's guideline effect (2018–19) and the other
+regions' interventions (``INTERVENTION_NOTE``).
+
+Everything is deterministic given ``seed`` (numpy ``Generator(PCG64)`` streams per purpose and unit).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
+import functools
 import hashlib
+import itertools
 import json
+import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,7 +98,8 @@ from lumbarstats import dictionary as _dictionary
 from lumbarstats import io as _io
 from lumbarstats import reference as _reference
 
-__all__ = ["generate", "summarize", "SynthConfig", "expected_standardized_rates", "TABLE_FILES"]
+__all__ = ["generate", "summarize", "SynthConfig", "InterventionEffect", "normalize_effects",
+           "expected_standardized_rates", "TABLE_FILES", "table_source"]
 
 TABLE_FILES = {
     "population": "population.parquet",
@@ -86,6 +111,85 @@ TABLE_FILES = {
 ADULTS_2022 = 4_748_990  # population_denmark_2022_by_age_sex.csv
 ANNUAL_GROWTH = 0.009  # Danish adults grew about 0.9 %/year 2014-2023 (Statistics Denmark FOLK1A)
 MODALITIES = ("MR", "XRAY")
+MAX_SCALE = 100.0          # generation streams by unit: memory does not grow with the scale
+BIRTH_BLOCK = 5            # a unit holds the persons of one region and BIRTH_BLOCK birth years ...
+SHARD_SCALE = 0.5          # ... split into shards of at most this scale (memory does not grow with the scale)
+FOLDER_LAYOUT_FROM = 0.1   # layout "auto": one file per table below this scale, partitioned folders from it
+
+INTERVENTION_NOTE = (
+    "The register is calibrated to the published annual rates (tables 1-2), which already contain the effect of "
+    "Region Syddanmark's referral guideline (2018-19) and of every other region's interventions; "
+    "intervention_effects are applied on top of that calibration (an effect of 0.7 makes the region's public "
+    "examinations of that modality 30 % fewer than published after the start). Empty: no effect beyond the "
+    "published rates.")
+
+
+@dataclass(frozen=True)
+class InterventionEffect:
+    """A known effect built into the synthetic register (the truth an evaluation should recover).
+
+    region : DST region code (1081-1085). modality : ``MR`` or ``XRAY``. start : first day with the effect
+    (``datetime.date`` or ISO text). effect : multiplicative effect on the rate of publicly financed
+    examinations of the modality (0.9 = -10 %, 1.2 = +20 %). end : first day without it (None: to the end
+    of the data). phase_in_months : months over which the effect grows linearly from none to ``effect``.
+    """
+
+    region: int
+    modality: str
+    start: dt.date
+    effect: float
+    end: dt.date | None = None
+    phase_in_months: float = 0.0
+
+    def __post_init__(self):
+        def day(v, what):
+            if v is None or isinstance(v, dt.date):
+                return v.date() if isinstance(v, dt.datetime) else v
+            try:
+                return dt.date.fromisoformat(str(v))
+            except ValueError:
+                raise ValueError(f"intervention effect: {what} {v!r} is not a date (YYYY-MM-DD)") from None
+        object.__setattr__(self, "region", int(self.region))
+        object.__setattr__(self, "modality", str(self.modality).upper())
+        object.__setattr__(self, "start", day(self.start, "start"))
+        object.__setattr__(self, "end", day(self.end, "end"))
+        object.__setattr__(self, "effect", float(self.effect))
+        object.__setattr__(self, "phase_in_months", float(self.phase_in_months or 0.0))
+        if self.modality not in MODALITIES:
+            raise ValueError(f"intervention effect: modality must be one of {MODALITIES}, got {self.modality!r}")
+        if not 1081 <= self.region <= 1085:
+            raise ValueError(f"intervention effect: region must be a DST region code 1081-1085, got {self.region}")
+        if not (self.effect >= 0 and math.isfinite(self.effect)):
+            raise ValueError(f"intervention effect: effect must be a finite factor >= 0, got {self.effect}")
+        if self.end is not None and self.end <= self.start:
+            raise ValueError(f"intervention effect: end {self.end} is not after start {self.start}")
+        if self.phase_in_months < 0:
+            raise ValueError(f"intervention effect: phase_in_months must be >= 0, got {self.phase_in_months}")
+
+    def as_dict(self) -> dict:
+        return {"region": self.region, "modality": self.modality, "start": self.start.isoformat(),
+                "end": self.end.isoformat() if self.end else None, "phase_in_months": self.phase_in_months,
+                "effect": self.effect}
+
+
+def normalize_effects(effects) -> tuple:
+    """``InterventionEffect`` objects or dicts (its fields) -> a tuple of ``InterventionEffect``."""
+    if effects is None:
+        return ()
+    if isinstance(effects, (InterventionEffect, dict)):
+        effects = [effects]
+    out = []
+    for e in effects:
+        if isinstance(e, InterventionEffect):
+            out.append(e)
+        elif isinstance(e, dict):
+            unknown = set(e) - {f.name for f in dataclasses.fields(InterventionEffect)}
+            if unknown:
+                raise ValueError(f"intervention effect: unknown field(s) {sorted(unknown)} in {e}")
+            out.append(InterventionEffect(**e))
+        else:
+            raise TypeError(f"intervention effect must be an InterventionEffect or a dict, got {type(e).__name__}")
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -109,6 +213,7 @@ class SynthConfig:
     guideline_surgery_factor: float = 1.3
     rake_outer: int = 4
     rake_sweeps: int = 6
+    intervention_effects: tuple = ()   # InterventionEffect, applied on top of the calibration (INTERVENTION_NOTE)
 
 
 # --------------------------------------------------------------------------------------------
@@ -133,7 +238,9 @@ def _categorize(z: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 
 
 def _config_dict(cfg: SynthConfig) -> dict:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()}
+    out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()}
+    out["intervention_effects"] = [e.as_dict() for e in normalize_effects(cfg.intervention_effects)]
+    return out
 
 
 REGISTER_KIND = "register"
@@ -148,7 +255,7 @@ def is_synthetic_register(folder: Path) -> bool:
         return False
 
 
-def _same_register(out: Path, seed: int, scale: float, cfg: SynthConfig) -> bool:
+def _same_register(out: Path, seed: int, scale: float, cfg: SynthConfig, layout: str, cohort_band: int) -> bool:
     """``out`` holds a complete register of this seed, scale, version and configuration."""
     if not is_synthetic_register(out):
         return False
@@ -157,7 +264,8 @@ def _same_register(out: Path, seed: int, scale: float, cfg: SynthConfig) -> bool
         return False  # an interrupted install
     meta = json.loads((out / "metadata.json").read_text(encoding="utf-8"))
     return (meta.get("seed") == seed and meta.get("scale") == scale and meta.get("version") == __version__
-            and meta.get("config") == _config_dict(cfg))
+            and meta.get("config") == _config_dict(cfg) and meta.get("layout", "file") == layout
+            and (layout == "file" or meta.get("partitioning", {}).get("cohort_band") == cohort_band))
 
 
 # --------------------------------------------------------------------------------------------
@@ -250,54 +358,106 @@ class _PopulationSimulator:
         p = base[None, :] * m
         return p / p.sum(axis=1, keepdims=True)
 
-    def _draw_region(self, rng, year, ages):
-        p = self.region_shares(year, ages)
-        u = rng.random(len(ages))
-        return (u[:, None] > np.cumsum(p, axis=1)[:, :-1]).sum(axis=1).astype(np.int8)
+    def region_share(self, year: int, age: int) -> np.ndarray:
+        """Region probabilities (5,) of a person of ``age`` entering in ``year``."""
+        return self.region_shares(year, np.array([age]))[0]
 
-    def _new_persons(self, rng, n, ages, sexes, year, immigrant):
-        region = self._draw_region(rng, year, ages)
-        z = rng.standard_normal((n, 4))
+    def blocks(self) -> range:
+        """First birth years of the units' blocks of ``BIRTH_BLOCK`` birth years."""
+        by = self.birth_years()
+        return range(by[0] // BIRTH_BLOCK * BIRTH_BLOCK, by[-1] + 1, BIRTH_BLOCK)
+
+    def birth_years(self) -> range:
+        """Every birth cohort that can be adult in a study year (the stock's oldest to the last 18-year-olds)."""
+        return range(self.years[0] - 1 - int(self.ref_ages.max()), self.years[-1] - 1 - 18 + 1)
+
+    def plan(self) -> dict:
+        """Expected entrants from an aggregate cohort-component projection (no persons).
+
+        The year's immigrants fill the adult total up to :meth:`target_total` given the *expected* deaths,
+        emigrations and 18-year-olds, so that every unit can draw its own entrants (Poisson) without
+        knowing the others; the realised total differs from the target by Poisson noise only.
+        Immigrant ages: round(18 + Gamma(4, 2.5)) clipped to 18-70, 48 % women.
+        """
+        from scipy.stats import gamma
+
+        first = self.years[0]
+        by = np.array(self.birth_years())
+        ratio = self.target_total(first) / (ADULTS_2022 * self.scale)
+        stock = np.zeros((len(by), 2))
+        pos = (first - 1 - self.ref_ages) - by[0]
+        stock[pos, 0] = self.ref_men * self.scale * ratio
+        stock[pos, 1] = self.ref_women * self.scale * ratio
+        cdf = gamma.cdf(np.arange(18, 70) - 18 + 0.5, 4.0, scale=2.5)
+        p_age = np.diff(np.concatenate([[0.0], cdf, [1.0]]))  # ages 18..70
+        imm_ages = np.arange(18, 71)
+        n18 = np.array([self.ref_men[0], self.ref_women[0]]) * self.scale
+        n_imm = {}
+        for year in self.years[:-1]:  # the last year's entrants are in no study population
+            age = (year - 1) - by
+            q = np.minimum(0.5, 3e-5 * np.exp(0.092 * age))[:, None] * np.array([1.25, 0.8])
+            q = np.minimum(1.0, q + np.where(age < 35, 0.015, np.where(age < 50, 0.006, 0.002))[:, None])
+            stock *= 1 - q
+            n_imm[year] = max(0.0, self.target_total(year + 1) - stock.sum() - n18.sum())
+            stock[by == year - 18] += n18
+            stock[(year - imm_ages) - by[0]] += n_imm[year] * p_age[:, None] * np.array([0.52, 0.48])
+        return {"n_imm": n_imm, "p_imm_age": p_age, "ratio": ratio,
+                "age_pos": {int(a): i for i, a in enumerate(self.ref_ages)}}
+
+    def unit(self, plan: dict, r: int, b0: int, shard: int, shards: int) -> tuple[dict, list]:
+        """The persons of one unit — region index ``r``, birth years ``b0`` to ``b0 + BIRTH_BLOCK - 1``,
+        ``shard`` of ``shards`` — and the indexes of those present in each study year.
+
+        Persons never change region or birth year, so a unit is a closed panel: its entrants (the
+        31 Dec 2013 stock, the 18-year-olds and immigrants of each year: Poisson with the expected
+        numbers of :meth:`plan`, divided over the shards), their latent covariates, deaths and
+        emigrations come from the unit's own random stream. A unit is therefore the same whichever
+        partition it is written in, and its size is bounded (a shard holds at most ``SHARD_SCALE`` of
+        the Danish cohorts of its block).
+        """
+        rng = _rng(self.seed, f"population:{r}:{b0}:{shard}")
+        first = self.years[0]
+        groups = []  # (entry year: present from the next year, birth year, expected men, women, immigrant)
+        for b in range(b0, b0 + BIRTH_BLOCK):
+            a = first - 1 - b
+            if a in plan["age_pos"]:
+                i, f = plan["age_pos"][a], self.region_share(first - 1, a)[r] * self.scale * plan["ratio"]
+                groups.append((first - 1, b, self.ref_men[i] * f, self.ref_women[i] * f, False))
+            for year in self.years[:-1]:
+                a = year - b
+                if a == 18:
+                    f = self.region_share(year, 18)[r] * self.scale
+                    groups.append((year, b, self.ref_men[0] * f, self.ref_women[0] * f, False))
+                if 18 <= a <= 70 and plan["n_imm"][year] > 0:
+                    f = self.region_share(year, a)[r] * plan["n_imm"][year] * plan["p_imm_age"][a - 18]
+                    groups.append((year, b, 0.52 * f, 0.48 * f, True))
+        counts = rng.poisson(np.array([[g[2], g[3]] for g in groups]).reshape(-1, 2) / shards)
+        n_group = counts.sum(axis=1)
+        entry = np.repeat(np.array([g[0] for g in groups], dtype=np.int32), n_group)
+        birth = np.repeat(np.array([g[1] for g in groups], dtype=np.int16), n_group)
+        sex = np.repeat(np.tile(np.array([0, 1], np.int8), len(groups)), counts.ravel())
+        immigrant = np.repeat(np.array([g[4] for g in groups], dtype=bool), n_group)
+        n = len(entry)
+        z = rng.standard_normal((n, 3))
         # correlate latent health/labour-market variables: emp ~ cci (0.35), both with low education
         z_edu = z[:, 0]
         z_emp = 0.35 * (-z_edu) * 0.6 + np.sqrt(1 - 0.21**2) * z[:, 1]
         z_cci = 0.35 * z_emp + 0.15 * (-z_edu) + np.sqrt(1 - 0.35**2 - 0.15**2) * z[:, 2]
-        rng.gamma(1.0, 1.0, n)  # unused draw, kept so that a seed keeps giving the same register
-        return {
-            "birth_year": (year - ages).astype(np.int16),  # age at 31 Dec `year`
-            "sex": sexes.astype(np.int8),  # 0 = M, 1 = F
-            "region": region,
-            "z_edu": z_edu.astype(np.float32),
-            "z_emp": z_emp.astype(np.float32),
-            "z_cci": z_cci.astype(np.float32),
-            "u_ind": rng.random(n).astype(np.float32),
-            "u_unknown_edu": rng.random(n).astype(np.float32),
-            "immigrant": np.full(n, immigrant, dtype=bool),
+        persons = {
+            "birth_year": birth, "sex": sex, "region": np.full(n, r, np.int8),
+            "z_edu": z_edu.astype(np.float32), "z_emp": z_emp.astype(np.float32), "z_cci": z_cci.astype(np.float32),
+            "u_ind": rng.random(n).astype(np.float32), "u_unknown_edu": rng.random(n).astype(np.float32),
+            "immigrant": immigrant,
         }
-
-    def run(self):
-        """Simulate; returns (persons dict of arrays, list of per-year index arrays, exits DataFrame)."""
-        rng = _rng(self.seed, "population")
-        first = self.years[0]
-        # stock on 31 Dec (first-1): the 2022 age/sex profile scaled to that year's total
-        ratio = self.target_total(first) / (ADULTS_2022 * self.scale)
-        men = rng.poisson(self.ref_men * self.scale * ratio)
-        women = rng.poisson(self.ref_women * self.scale * ratio)
-        ages = np.concatenate([np.repeat(self.ref_ages, men), np.repeat(self.ref_ages, women)])
-        sexes = np.concatenate([np.zeros(men.sum(), np.int8), np.ones(women.sum(), np.int8)])
-        persons = self._new_persons(rng, len(ages), ages, sexes, first - 1, False)
-        n = len(ages)
         exit_day = np.full(n, -1, dtype=np.int32)  # days since 1970, -1 = none
         exit_type = np.zeros(n, dtype=np.int8)     # 1 death, 2 emigration
         alive = np.ones(n, dtype=bool)
-        present_by_year = []
-        entrant_chunks = []
+        present = []
         for year in self.years:
-            idx = np.flatnonzero(alive)
-            present_by_year.append(idx)
-            age = (year - 1) - persons["birth_year"][idx].astype(int)
-            male = persons["sex"][idx] == 0
-            q_death = np.minimum(0.5, 3e-5 * np.exp(0.092 * age)) * np.where(male, 1.25, 0.8)
+            idx = np.flatnonzero(alive & (entry < year))
+            present.append(idx)
+            age = (year - 1) - birth[idx].astype(np.int32)
+            q_death = np.minimum(0.5, 3e-5 * np.exp(0.092 * age)) * np.where(sex[idx] == 0, 1.25, 0.8)
             q_emig = np.where(age < 35, 0.015, np.where(age < 50, 0.006, 0.002))
             u = rng.random(len(idx))
             dies = u < q_death
@@ -310,27 +470,19 @@ class _PopulationSimulator:
             exit_type[idx[dies]] = 1
             exit_type[idx[emig]] = 2
             alive[leaving] = False
-            # entrants for next year's population (present on 31 Dec `year`)
-            survivors = int(alive.sum())
-            n18 = rng.poisson(np.array([self.ref_men[0], self.ref_women[0]]) * self.scale)
-            target = self.target_total(year + 1)
-            n_imm = max(0, target - survivors - int(n18.sum()))
-            imm_age = np.clip(np.round(rng.gamma(4.0, 2.5, n_imm) + 18), 18, 70).astype(int)
-            imm_sex = (rng.random(n_imm) < 0.48).astype(np.int8)
-            new_ages = np.concatenate([np.full(n18.sum(), 18), imm_age])
-            new_sexes = np.concatenate([np.zeros(n18[0], np.int8), np.ones(n18[1], np.int8), imm_sex])
-            new = self._new_persons(rng, len(new_ages), new_ages, new_sexes, year, False)
-            new["immigrant"][n18.sum():] = True
-            entrant_chunks.append(new)
-            for k in persons:
-                persons[k] = np.concatenate([persons[k], new[k]])
-            m = len(new_ages)
-            exit_day = np.concatenate([exit_day, np.full(m, -1, np.int32)])
-            exit_type = np.concatenate([exit_type, np.zeros(m, np.int8)])
-            alive = np.concatenate([alive, np.ones(m, bool)])
         persons["exit_day"] = exit_day
         persons["exit_type"] = exit_type
-        return persons, present_by_year
+        return persons, present
+
+
+_EDU_SHIFT_VAR = 0.054  # variance of the employment shift by education over the adult population
+
+
+@functools.lru_cache(maxsize=1)
+def _age_thresholds() -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian-copula thresholds of employment and CCI score for ages 0..120 (computed once)."""
+    ages = np.arange(0, 121)
+    return _thresholds(_emp_probs(ages)), _thresholds(_cci_probs(ages))
 
 
 def _covariates(persons: dict, idx: np.ndarray, year: int, noise: np.ndarray) -> dict:
@@ -351,13 +503,15 @@ def _covariates(persons: dict, idx: np.ndarray, year: int, noise: np.ndarray) ->
     # employment: persistent latent + yearly noise; short education shifts towards weak attachment
     shift = np.array([0.35, 0.05, -0.2, -0.35, 0.1], dtype=np.float32)[edu]
     z = 0.92 * persons["z_emp"][idx] + 0.39 * noise + shift
-    z = z / np.sqrt(1 + shift.var())
-    ages = np.arange(0, 121)
-    emp = _categorize(z, _thresholds(_emp_probs(ages))[age])
+    # the shift's variance over the national adult population (a constant, so that a person's employment
+    # does not depend on who else is simulated with them)
+    z = z / np.sqrt(1 + _EDU_SHIFT_VAR)
+    emp_th, cci_th = _age_thresholds()
+    emp = _categorize(z, emp_th[age])
     # comorbidity (Charlson score) rising with age, correlated with employment latent
     # no yearly noise: chronic conditions persist, and as the thresholds fall with age a person's score
     # never decreases (so that a diagnosis history can produce it exactly; see lumbarstats.adapters)
-    cci = _categorize(persons["z_cci"][idx], _thresholds(_cci_probs(ages))[age]).astype(np.int16)
+    cci = _categorize(persons["z_cci"][idx], cci_th[age]).astype(np.int16)
     # industry for the employed only
     u = persons["u_ind"][idx]
     female = persons["sex"][idx] == 1
@@ -486,7 +640,15 @@ class _RateModel:
             self.base[m] = published[m] / dsr
 
     def rake(self, targets: pd.DataFrame, period) -> None:
-        """One raking sweep per variable toward region-specific 2021–23 group targets."""
+        """One raking sweep per variable toward region-specific 2021–23 group targets.
+
+        Each variable's model rate is computed over the same population as the published (and the
+        reproduced, :mod:`lumbarstats.groups`) rate: ``targets["working_age"]`` restricts employment
+        *and industry* to working ages. Raking industry over all employed adults instead (70+ strata with
+        their large standard weights and high X-ray rates) pushed the industry factors, and through the
+        employed factor they share every employed person with, the employment factors below the
+        published working-age rates (X-ray 10–20 %, MR a few %; issue 15).
+        """
         c = self.cells
         sel = c["year"].between(*period).to_numpy()
         cs = c.loc[sel]
@@ -502,7 +664,7 @@ class _RateModel:
                 lev = cs[v].to_numpy()
                 k = self.SIZES[v]
                 mask = np.ones(len(cs), bool)
-                if v == "emp":
+                if tv["working_age"].iloc[0]:
                     mask = cs["working"].to_numpy()
                 groups = r * k + lev
                 if tv["standardized"].iloc[0]:
@@ -535,13 +697,21 @@ class _RateModel:
 
 
 def _group_targets(dd, ref_groups: pd.DataFrame, standard_rates_period: dict) -> pd.DataFrame:
-    """Region-specific raking targets from tables 5.3/5.4, mapped to model levels."""
+    """Region-specific raking targets from tables 5.3/5.4, mapped to model levels.
+
+    Whether a variable's rate is standardized and whether its population is restricted to working ages
+    come from :data:`lumbarstats.groups.REPORT_VARIABLES`, the one place that defines how tables 5.3/5.4
+    are computed, so that the register is calibrated to exactly the rates the toolkit reproduces.
+    Columns: modality, var, level, region, target (per person-year), standardized, working_age.
+    """
+    from lumbarstats.groups import REPORT_VARIABLES
+
     region_idx = {name: i for i, name in enumerate(dd.region_names().values())}
     lab = {
-        "age_group": ("age_band", {v: i for i, v in enumerate(dd.codelist("age_band")["label_da"])}, False),
-        "sex": ("sex", {"Mand": 0, "Kvinde": 1}, False),
-        "education": ("edu", {v: i for i, v in enumerate(dd.codelist("education")["label_da"])}, True),
-        "cci": ("cci_cat", {v: i for i, v in enumerate(dd.codelist("cci_category")["label_da"])}, True),
+        "age_group": ("age_band", {v: i for i, v in enumerate(dd.codelist("age_band")["label_da"])}),
+        "sex": ("sex", {"Mand": 0, "Kvinde": 1}),
+        "education": ("edu", {v: i for i, v in enumerate(dd.codelist("education")["label_da"])}),
+        "cci": ("cci_cat", {v: i for i, v in enumerate(dd.codelist("cci_category")["label_da"])}),
     }
     emp = dd.codelist("employment")
     emp_map = {}
@@ -549,16 +719,18 @@ def _group_targets(dd, ref_groups: pd.DataFrame, standard_rates_period: dict) ->
         emp_map[row["label_da"]] = _EMP.index(row["code"])
         if row["label_da_xray"]:
             emp_map[row["label_da_xray"]] = _EMP.index(row["code"])
-    lab["employment"] = ("emp", emp_map, True)
+    lab["employment"] = ("emp", emp_map)
     ind = dd.codelist("industry")
     ind_map = {row["report_label_da"]: int(row["code"]) - 1 for _, row in ind.iterrows() if row["report_label_da"]}
-    lab["industry"] = ("ind", ind_map, True)
+    lab["industry"] = ("ind", ind_map)
     rows = []
     for rec in ref_groups.itertuples():
-        var, mapping, std = lab[rec.variable]
+        var, mapping = lab[rec.variable]
+        spec = REPORT_VARIABLES[rec.variable]
         m = "MR" if rec.modality == "MR" else "XRAY"
         rows.append({"modality": m, "var": var, "level": mapping[rec.group], "region": region_idx[rec.region],
-                     "target": rec.rate_per_1000 / 1000.0, "standardized": std})
+                     "target": rec.rate_per_1000 / 1000.0, "standardized": spec.standardized,
+                     "working_age": spec.working_age})
     t = pd.DataFrame(rows)
     # industries outside the report's top six: somewhat below the employed rate (report fig. 4.11–4.12)
     extra = []
@@ -570,7 +742,8 @@ def _group_targets(dd, ref_groups: pd.DataFrame, standard_rates_period: dict) ->
                 if level not in top:
                     factor = 0.92 if level != 18 else 0.9
                     extra.append({"modality": m, "var": "ind", "level": level, "region": rec.region,
-                                  "target": rec.target * factor, "standardized": True})
+                                  "target": rec.target * factor, "standardized": True,
+                                  "working_age": REPORT_VARIABLES["industry"].working_age})
     return pd.concat([t, pd.DataFrame(extra)], ignore_index=True)
 
 
@@ -587,16 +760,26 @@ def _year_bounds(year: int) -> tuple[int, int]:
 _MONTH_WEIGHT = np.array([1.08, 1.05, 1.08, 1.0, 1.02, 0.98, 0.70, 0.92, 1.06, 1.06, 1.05, 0.85])
 
 
-def _draw_dates(rng, n: int, year: int, last_day: np.ndarray) -> np.ndarray:
-    """Seasonal dates within `year`, not after each person's last day in the population."""
+@functools.lru_cache(maxsize=64)
+def _date_cdf(year: int) -> tuple[np.ndarray, np.ndarray]:
+    """The days of ``year`` and the cumulative distribution of an examination date over them
+    (seasonal month weights, little elective imaging at weekends); cached per year."""
     start, end = _year_bounds(year)
     days = np.arange(start, end + 1)
     months = pd.DatetimeIndex(days.astype("datetime64[D]")).month.to_numpy() - 1
     w = _MONTH_WEIGHT[months]
-    # weekends: little elective imaging
     dow = (days + 3) % 7  # 0 = Monday (1970-01-01 was a Thursday)
     w = w * np.where(dow >= 5, 0.08, 1.0)
+    days.flags.writeable = False
     cdf = np.cumsum(w) / w.sum()
+    cdf.flags.writeable = False
+    return days, cdf
+
+
+def _draw_dates(rng, n: int, year: int, last_day: np.ndarray) -> np.ndarray:
+    """Seasonal dates within `year`, not after each person's last day in the population."""
+    start, end = _year_bounds(year)
+    days, cdf = _date_cdf(year)
     d = days[np.searchsorted(cdf, rng.random(n), side="right").clip(0, len(days) - 1)]
     over = d > last_day
     if over.any():  # persons leaving during the year: uniform before their exit
@@ -659,30 +842,20 @@ def _dict_array(codes_idx: np.ndarray, labels: list[str]) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(idx, pa.array(labels))
 
 
-def _yearly_covariates(persons: dict, present: list, years: list, seed: int, dd) -> tuple[dict, pd.DataFrame]:
-    """Covariates of every population year (adults only) and the cell table the calibration uses.
-
-    The years are computed in two threads (numpy releases the GIL in its array loops); the random
-    draws are made first, in year order from one stream, so the result does not depend on the threads.
-    """
-    cov_rng = _rng(seed, "covariates")
-    noises = [cov_rng.standard_normal(len(idx)).astype(np.float32) for idx in present]
-    cutpoints = dd.cci_cutpoints()
-
-    def one_year(args):
-        year, idx, noise = args
+def _unit_covariates(persons: dict, present: list, years: list, rng, dd, cutpoints) -> list[dict]:
+    """Covariates of every population year of one unit (adults only); ``rng`` is the unit's covariate
+    stream (one standard normal per person-year, in year order)."""
+    out = []
+    for year, idx in zip(years, present, strict=True):
+        noise = rng.standard_normal(len(idx)).astype(np.float32)
         cov = _covariates(persons, idx, year, noise)
         keep = cov["age"] >= dd.spec["adult_min_age"]
         cov = {k: v[keep] for k, v in cov.items()}
         cov["idx"] = idx[keep]
         cov["age_band"] = _age_band_idx(cov["age"])
         cov["cci_cat"] = _cci_cat_idx(cov["cci"], cutpoints)
-        return year, cov, _calibration_cells(cov, year, dd)
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(one_year, zip(years, present, noises, strict=True)))
-    cov_by_year = {year: cov for year, cov, _ in results}
-    return cov_by_year, pd.concat([cells for _, _, cells in results], ignore_index=True)
+        out.append(cov)
+    return out
 
 
 def _calibration_cells(cov: dict, year: int, dd) -> pd.DataFrame:
@@ -728,28 +901,51 @@ def _calibrate(dd, cells: pd.DataFrame, std: np.ndarray, years: list, n_regions:
 
 
 def generate(out_dir, *, scale: float = 1.0, seed: int = 2024, force: bool = False,
-             config: SynthConfig | None = None, verbose: bool = True) -> Path:
+             config: SynthConfig | None = None, verbose: bool = True, intervention_effects=None,
+             layout: str = "auto", cohort_band: int = 10) -> Path:
     """Generate the synthetic register into ``out_dir`` (atomically; skipped if already there).
+
+    Generation streams by *unit* (region x 5 birth years x shard; persons never leave their unit): a first
+    pass simulates the population unit by unit and keeps only the calibration's aggregated cells, the
+    rate model is calibrated on them, and a second pass simulates each unit again (same streams) with
+    its examinations, surgery and exits and writes it out. Peak memory is that of one unit and the
+    aggregated cells, whatever the scale (about 0.4 GB; scale 10 runs on a 24 GB machine).
 
     Parameters
     ----------
     out_dir : folder to write (``population.parquet``, ``examinations.parquet``, ``surgery.parquet``,
         ``exits.parquet``, ``metadata.json``, ``model/``).
     scale : fraction of the Danish adult population (1.0 ≈ 4.7 million adults a year, 47 million
-        person-years, 1.5 million public examinations; 0.01 for tests).
-    seed : the same seed and scale give identical files.
+        person-years, 1.5 million public examinations; 0.01 for tests); at most ``MAX_SCALE``.
+    seed : the same seed, scale and configuration give the same register (the same rows in every
+        table) in any layout and partitioning, and identical files for the same layout and partitioning.
     force : regenerate even if ``out_dir`` already holds a register with the same seed and scale, and write
         into a non-empty folder that lumbarstats did not make. Without it such a folder is refused (nothing
         changed). Either way only the register's own files are replaced: files the toolkit did not write
         are never deleted (the folder marker ``.lumbarstats.json`` lists the toolkit's files).
+    config : :class:`SynthConfig` (default: the report's calibration, no intervention effects).
+    intervention_effects : effects built into the register (see :class:`InterventionEffect`): a sequence
+        of ``InterventionEffect`` or dicts with its fields; overrides ``config.intervention_effects``.
+        Written to ``metadata.json`` (``intervention_effects``) so that analyses can read the truth.
+    layout : ``"file"`` (one Parquet file per table), ``"folder"`` (``<table>.parquet/`` folders with one
+        file per partition, ``part-<region>-<first birth year of the band>.parquet``), or ``"auto"``:
+        files below scale ``FOLDER_LAYOUT_FROM`` (0.1), folders from there on.
+    cohort_band : birth years per partition in the folder layout (partition = region x birth-cohort band).
     """
-    if not (0 < scale <= 2):
-        raise ValueError(f"scale must be in (0, 2], got {scale}")
+    if not (0 < scale <= MAX_SCALE):
+        raise ValueError(f"scale must be in (0, {MAX_SCALE}], got {scale}")
+    if layout not in ("auto", "file", "folder"):
+        raise ValueError(f"layout must be 'auto', 'file' or 'folder', got {layout!r}")
+    if int(cohort_band) < 1 or int(cohort_band) % BIRTH_BLOCK:
+        raise ValueError(f"cohort_band must be a positive multiple of {BIRTH_BLOCK} birth years, got {cohort_band}")
+    layout = ("folder" if scale >= FOLDER_LAYOUT_FROM else "file") if layout == "auto" else layout
     out = Path(out_dir)
     cfg = config or SynthConfig()
+    effects = cfg.intervention_effects if intervention_effects is None else intervention_effects
+    cfg = dataclasses.replace(cfg, intervention_effects=normalize_effects(effects))
     # refuse a foreign folder before the (long) generation; nothing is written or deleted
     _io.check_folder(out, REGISTER_KIND, force, is_synthetic_register)
-    if not force and _same_register(out, seed, scale, cfg):
+    if not force and _same_register(out, seed, scale, cfg, layout, int(cohort_band)):
         if verbose:
             print(f"synthetic register already present in {out} (seed {seed}, scale {scale}); use force=True to regenerate")
         return out
@@ -760,35 +956,41 @@ def generate(out_dir, *, scale: float = 1.0, seed: int = 2024, force: bool = Fal
     region_codes = np.array(sorted(dd.region_names()))
     sim = _PopulationSimulator(scale, seed, dd, _reference.load("population_denmark_2022_by_age_sex"),
                                _reference.load("population_regions"))
-    persons, present = sim.run()
-    n_persons = len(persons["birth_year"])
-    # frailty with the configured variance (gamma, mean 1)
-    fr_rng = _rng(seed, "frailty")
-    shape = 1.0 / cfg.frailty_variance
-    frailty = fr_rng.gamma(shape, 1.0 / shape, n_persons).astype(np.float32)
-    person_id = (np.arange(n_persons, dtype=np.int64) + 1_000_001)
-    cov_by_year, cells = _yearly_covariates(persons, present, years, seed, dd)
+    plan = sim.plan()
+    shards = max(1, math.ceil(scale / SHARD_SCALE))
+    units = [(r, b, k) for r in range(len(region_codes)) for b in sim.blocks() for k in range(shards)]
+    cells, sizes = _population_cells(sim, plan, units, shards, years, dd)
     # default standard: national adult population pooled over the study years, sex x age band
     std = np.zeros((2, 7))
     np.add.at(std, (cells["sex"].to_numpy(), cells["age_band"].to_numpy()), cells["pop"].to_numpy())
     t_pop = time.perf_counter()
     model, published = _calibrate(dd, cells, std, years, len(region_codes), cfg)
+    del cells
     t_cal = time.perf_counter()
 
     tmp = _io.staging_dir(out, REGISTER_KIND)
     (tmp / "model").mkdir(parents=True)
     try:
-        counts = _write_tables(tmp, dd, cfg, seed, years, persons, person_id, frailty, cov_by_year, model,
-                               region_codes)
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        counts = _write_units(tmp, layout, int(cohort_band), sim, plan, units, shards, offsets, dd, cfg, model,
+                              years, region_codes)
         _write_model(tmp / "model", dd, model, std, years, region_codes, published)
         # deterministic metadata (no timestamps): the same seed and scale give identical files
         meta = {
             "generator": "lumbarstats.synth", "version": __version__, "seed": seed, "scale": scale,
-            "years": [years[0], years[-1]], "persons": int(n_persons), "counts": counts,
+            "years": [years[0], years[-1]], "persons": int(sum(sizes)), "counts": counts,
             "config": _config_dict(cfg),
             "standard": "national adult population pooled over the study years by sex x age band (model/standard.csv)",
+            "layout": layout,
+            "partitioning": {"unit": f"region x {BIRTH_BLOCK} birth years x shard (one random stream each)", "shards": shards,
+                             "cohort_band": int(cohort_band),
+                             "files": "one file per table" if layout == "file" else
+                             "<table>.parquet/part-<region>-<first birth year of the band>.parquet"},
+            "intervention_effects": [e.as_dict() for e in cfg.intervention_effects],
+            "intervention_note": INTERVENTION_NOTE,
         }
         _io.write_text(json.dumps(meta, indent=2), tmp / "metadata.json")
+        _clear_other_layout(out, layout)
         # only the toolkit's own files are replaced; metadata.json moves last, so that an interrupted
         # install is never taken for a complete register
         _io.install_staged(tmp, out, REGISTER_KIND, force=force, recognise=is_synthetic_register,
@@ -802,6 +1004,182 @@ def generate(out_dir, *, scale: float = 1.0, seed: int = 2024, force: bool = Fal
               f"in {time.perf_counter() - t0:.1f} s (population {t_pop - t0:.1f} s, calibration {t_cal - t_pop:.1f} s)"
               f" -> {out}")
     return out
+
+
+def _clear_other_layout(out: Path, layout: str) -> None:
+    """Before installing one layout over the other, remove the toolkit's own files of the old one (a table
+    file where a folder of the same name goes, or the reverse); files it did not write stay."""
+    marker = _io.read_marker(out) if out.is_dir() else None
+    owned = set((marker or {}).get("files", []))
+    for name in TABLE_FILES.values():
+        target = out / name
+        if layout == "folder" and target.is_file() and name in owned:
+            target.unlink()
+        elif layout == "file" and target.is_dir():
+            for f in sorted(target.rglob("*")):
+                if f.is_file() and f.relative_to(out).as_posix() in owned:
+                    f.unlink()
+            for d in sorted((d for d in target.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts)):
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+            with contextlib.suppress(OSError):
+                target.rmdir()
+    if marker is not None:  # the removed files are no longer the toolkit's files in this folder
+        gone = {f for f in owned if not (out / f).is_file()}
+        if gone:
+            info = {k: v for k, v in marker.items() if k not in ("tool", "kind", "version", "created", "files")}
+            _io.write_marker(out, marker.get("kind", REGISTER_KIND), files=owned - gone, **info)
+
+
+def _population_cells(sim: _PopulationSimulator, plan: dict, units: list, shards: int, years: list,
+                      dd) -> tuple[pd.DataFrame, np.ndarray]:
+    """First pass: every unit's population, reduced to the calibration cells (person counts) in batches of
+    about ``CELL_BATCH_ROWS`` person-years; returns the cells (summed, in a canonical order) and the number
+    of persons per unit."""
+    cutpoints = dd.cci_cutpoints()
+    sizes = np.zeros(len(units), dtype=np.int64)
+    acc: list[pd.DataFrame] = []
+    batch: dict[int, list] = {y: [] for y in years}
+    rows = 0
+
+    def reduce_batch():
+        frames = [_calibration_cells({k: np.concatenate([c[k] for c in covs]) for k in covs[0]}, year, dd)
+                  for year, covs in batch.items() if covs]
+        for covs in batch.values():
+            covs.clear()
+        return _sum_cells(acc + frames)
+
+    for u, (r, b, k) in enumerate(units):
+        persons, present = sim.unit(plan, r, b, k, shards)
+        sizes[u] = len(persons["sex"])
+        covs = _unit_covariates(persons, present, years, _rng(sim.seed, f"covariates:{r}:{b}:{k}"), dd, cutpoints)
+        for year, cov in zip(years, covs, strict=True):
+            if len(cov["idx"]):
+                batch[year].append(cov)
+                rows += len(cov["idx"])
+        if rows >= CELL_BATCH_ROWS:
+            acc, rows = [reduce_batch()], 0
+    return reduce_batch(), sizes
+
+
+CELL_BATCH_ROWS = 2_000_000
+
+
+def _sum_cells(frames: list) -> pd.DataFrame:
+    """Sum the person counts (``pop``) of cells with the same keys, sorted by the keys (so that the
+    calibration sees the same table whatever the order of the units)."""
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        raise ValueError("the synthetic population is empty; is the scale too small?")
+    cells = pd.concat(frames, ignore_index=True)
+    keys = [c for c in cells.columns if c != "pop"]
+    return cells.groupby(keys, as_index=False, sort=True)["pop"].sum()[cells.columns]
+
+
+class _TableSink:
+    """Buffered Parquet writing of the unit tables: one file per table (``file``) or one file per table and
+    partition (``folder``); a row group holds at most ``FLUSH_ROWS`` rows and memory stays bounded."""
+
+    FLUSH_ROWS = 1_000_000
+
+    def __init__(self, root: Path, layout: str):
+        self.root, self.layout = root, layout
+        self.writers: dict[str, pq.ParquetWriter] = {}
+        self.buffers: dict[str, list] = {t: [] for t in TABLE_FILES}
+        if layout == "file":
+            for t in TABLE_FILES:
+                self.writers[t] = pq.ParquetWriter(root / TABLE_FILES[t], _SCHEMAS[t], compression="zstd")
+
+    def open_partition(self, part: str) -> None:
+        if self.layout == "folder":
+            for t in TABLE_FILES:
+                folder = self.root / TABLE_FILES[t]
+                folder.mkdir(exist_ok=True)
+                self.writers[t] = pq.ParquetWriter(folder / f"part-{part}.parquet", _SCHEMAS[t], compression="zstd")
+
+    def add(self, tables: dict) -> None:
+        for t, table in tables.items():
+            if table.num_rows:
+                self.buffers[t].append(table)
+                if sum(x.num_rows for x in self.buffers[t]) >= self.FLUSH_ROWS:
+                    self._flush(t)
+
+    def _flush(self, t: str) -> None:
+        if self.buffers[t]:
+            self.writers[t].write_table(pa.concat_tables(self.buffers[t]), row_group_size=self.FLUSH_ROWS * 2)
+            self.buffers[t] = []
+
+    def close_partition(self) -> None:
+        if self.layout == "folder":
+            self.close()
+
+    def close(self) -> None:
+        for t in TABLE_FILES:
+            if t in self.writers:
+                self._flush(t)
+                self.writers.pop(t).close()
+
+
+def _write_units(tmp: Path, layout: str, cohort_band: int, sim, plan, units, shards, offsets, dd, cfg, model,
+                 years, region_codes) -> dict:
+    """Second pass: simulate each unit again, draw its examinations, surgery and exits, write it out
+    (partition = region x birth-cohort band); returns the row counts."""
+    cutpoints = dd.cci_cutpoints()
+    counts = dict.fromkeys(("population", "examinations", "public_mr", "public_xray", "surgery", "exits"), 0)
+    sink = _TableSink(tmp, layout)
+    try:
+        for (r, band), group in itertools.groupby(
+                enumerate(units), key=lambda x: (x[1][0], x[1][1] // cohort_band * cohort_band)):
+            sink.open_partition(f"{int(region_codes[r])}-{band}")
+            for u, unit in group:
+                tables, n = _unit_tables(sim, plan, unit, shards, int(offsets[u]), dd, cutpoints, cfg, model,
+                                         years, region_codes)
+                sink.add(tables)
+                for key, v in n.items():
+                    counts[key] += v
+            sink.close_partition()
+    finally:
+        sink.close()
+    return counts
+
+
+def _unit_tables(sim, plan, unit, shards, offset: int, dd, cutpoints, cfg: SynthConfig, model, years,
+                 region_codes) -> tuple[dict, dict]:
+    """One unit's rows of the four tables (Arrow tables) and their counts; every draw from the unit's streams."""
+    r, b, k = unit
+    key = f"{r}:{b}:{k}"
+    seed = sim.seed
+    persons, present = sim.unit(plan, r, b, k, shards)
+    covs = _unit_covariates(persons, present, years, _rng(seed, f"covariates:{key}"), dd, cutpoints)
+    n = len(persons["sex"])
+    person_id = np.arange(n, dtype=np.int64) + (1_000_001 + offset)
+    shape = 1.0 / cfg.frailty_variance
+    frailty = _rng(seed, f"frailty:{key}").gamma(shape, 1.0 / shape, n).astype(np.float32)
+    ex_rng = _rng(seed, f"examinations:{key}")
+    exams: list[np.ndarray] = []     # rows (person_idx, day, modality_idx, payer_idx)
+    episodes: list[np.ndarray] = []  # rows (person_idx, day, kind) kind 0 MR-single, 1 XRAY-single, 2 both
+    pop_tables = []
+    for j, (year, cov) in enumerate(zip(years, covs, strict=True)):
+        if not len(cov["idx"]):
+            continue
+        pop_tables.append(_population_table(cov, year, person_id, region_codes))
+        _draw_year_exams(ex_rng, cfg, model, cov, j, year, len(years), persons, frailty, exams, episodes)
+    ex = np.concatenate(exams).astype(np.int64) if exams else np.zeros((0, 4), np.int64)
+    ex = _apply_effects(ex, cfg.intervention_effects, int(region_codes[r]), persons, seed, key)
+    ex = ex[np.lexsort((ex[:, 2], ex[:, 1], ex[:, 0]))]
+    ep = np.concatenate(episodes).astype(np.int64) if episodes else np.zeros((0, 3), np.int64)
+    surg = _unit_surgery(_rng(seed, f"surgery:{key}"), cfg, ep, persons, covs, years, int(region_codes[r]))
+    tables = {
+        "population": pa.concat_tables(pop_tables) if pop_tables else _SCHEMAS["population"].empty_table(),
+        "examinations": _exam_table(dd, ex, person_id),
+        "surgery": _surgery_table(dd, _rng(seed, f"surgery-codes:{key}"), surg, person_id),
+        "exits": _exits_table(persons, years, person_id),
+    }
+    public = ex[:, 3] == 0
+    n_rows = {"population": sum(len(c["idx"]) for c in covs), "examinations": int(len(ex)),
+              "public_mr": int(((ex[:, 2] == 0) & public).sum()), "public_xray": int(((ex[:, 2] == 1) & public).sum()),
+              "surgery": int(len(surg)), "exits": tables["exits"].num_rows}
+    return tables, n_rows
 
 
 def _write_model(folder: Path, dd, model: _RateModel, std, years, region_codes, published) -> None:
@@ -856,39 +1234,14 @@ _POPULATION_SCHEMA = pa.schema([
 _IND_LABELS = [f"{i:02d}" for i in range(1, 20)]
 
 
-def _write_tables(tmp: Path, dd, cfg: SynthConfig, seed, years, persons, person_id, frailty, cov_by_year,
-                  model: _RateModel, region_codes) -> dict:
-    """Write population (year by year), examinations, surgery and exits; returns the row counts.
-
-    The population Parquet of a year is compressed and written in a background thread while the next
-    year's examinations are drawn (pyarrow releases the GIL), which hides most of the writing time.
-    The random streams are drawn in the same order as before, so a seed gives the same files.
-    """
-    ex_rng = _rng(seed, "examinations")
-    exams: list[np.ndarray] = []     # rows (person_idx, day, modality_idx, payer_idx)
-    episodes: list[np.ndarray] = []  # rows (person_idx, day, kind) kind 0 MR-single, 1 XRAY-single, 2 both
-    pop_idx_by_year = {}
-    with pq.ParquetWriter(tmp / TABLE_FILES["population"], _POPULATION_SCHEMA, compression="zstd") as writer, \
-            ThreadPoolExecutor(max_workers=1) as background:
-        pending = None
-        for j, year in enumerate(years):
-            cov = cov_by_year.pop(year)
-            pop_idx_by_year[year] = cov["idx"].astype(np.int32)
-            table = _population_table(cov, year, person_id, region_codes)
-            if pending is not None:
-                pending.result()  # one write at a time, in year order
-            pending = background.submit(writer.write_table, table, row_group_size=2_000_000)
-            _draw_year_exams(ex_rng, cfg, model, cov, j, year, len(years), persons, frailty, exams, episodes)
-            del cov, table
-        if pending is not None:
-            pending.result()
-    ex = _write_examinations(tmp, dd, exams, person_id)
-    surg = _write_surgery(tmp, dd, seed, cfg, np.concatenate(episodes), persons, years, pop_idx_by_year, person_id)
-    n_exits = _write_exits(tmp, persons, years, person_id)
-    public = ex[:, 3] == 0
-    return {"population": int(sum(len(v) for v in pop_idx_by_year.values())), "examinations": int(len(ex)),
-            "public_mr": int(((ex[:, 2] == 0) & public).sum()), "public_xray": int(((ex[:, 2] == 1) & public).sum()),
-            "surgery": int(len(surg)), "exits": n_exits}
+_DICT = pa.dictionary(pa.int32(), pa.string())
+_SCHEMAS = {
+    "population": _POPULATION_SCHEMA,
+    "examinations": pa.schema([("person_id", pa.int64()), ("date", pa.date32()), ("modality", _DICT),
+                               ("procedure_code", _DICT), ("payer", _DICT)]),
+    "surgery": pa.schema([("person_id", pa.int64()), ("date", pa.date32()), ("procedure_code", _DICT)]),
+    "exits": pa.schema([("person_id", pa.int64()), ("date", pa.date32()), ("exit_type", _DICT)]),
+}
 
 
 def _population_table(cov: dict, year: int, person_id: np.ndarray, region_codes: np.ndarray) -> pa.Table:
@@ -981,97 +1334,150 @@ def _draw_other_exams(ex_rng, cfg: SynthConfig, lam: dict, fr, idx, year, last, 
         exams.append(np.stack([idx[who], d, np.full(len(who), 2), np.zeros(len(who))], axis=1))
 
 
-def _write_examinations(tmp: Path, dd, exams: list, person_id: np.ndarray) -> np.ndarray:
-    """Sort by person, date and modality and write ``examinations.parquet``; returns the rows."""
-    ex = np.concatenate(exams).astype(np.int64)
-    ex = ex[np.lexsort((ex[:, 2], ex[:, 1], ex[:, 0]))]
+def _exam_table(dd, ex: np.ndarray, person_id: np.ndarray) -> pa.Table:
+    """Examination rows (person_idx, day, modality_idx, payer_idx) as an Arrow table."""
     mod_labels = ["MR", "XRAY", "CT"]
     code_labels = [dd.counted_procedure_codes()[m][0] for m in mod_labels]
-    exam_table = pa.table({
+    return pa.table({
         "person_id": pa.array(person_id[ex[:, 0]]),
         "date": pa.array(ex[:, 1].astype("datetime64[D]")),
         "modality": _dict_array(ex[:, 2].astype(np.int32), mod_labels),
         "procedure_code": _dict_array(ex[:, 2].astype(np.int32), code_labels),
         "payer": _dict_array(ex[:, 3].astype(np.int32), ["public", "private", "other"]),
-    })
-    pq.write_table(exam_table, tmp / TABLE_FILES["examinations"], compression="zstd")
-    return ex
+    }, schema=_SCHEMAS["examinations"])
 
 
-def _write_surgery(tmp: Path, dd, seed, cfg: SynthConfig, episodes: np.ndarray, persons, years, pop_idx_by_year,
-                   person_id: np.ndarray) -> np.ndarray:
-    """Surgery after imaging episodes (and a small background rate) with common lumbar codes."""
-    surg = _surgery(seed, cfg, dd, episodes, persons, years, pop_idx_by_year)
+def _surgery_table(dd, code_rng, surg: np.ndarray, person_id: np.ndarray) -> pa.Table:
+    """Surgery rows (person_idx, day) with common lumbar codes drawn from ``code_rng``."""
     sc = dd.lumbar_surgery_codes()
     common = [c for c in ("KABC16", "KABC56", "KNAG74", "KABC36", "KNAG44", "KABC26") if c in sc]
     weights = np.array([0.35, 0.25, 0.15, 0.1, 0.1, 0.05])[:len(common)]
-    code_idx = _rng(seed, "surgery-codes").choice(len(common), size=len(surg), p=weights / weights.sum())
-    surg_table = pa.table({
+    code_idx = code_rng.choice(len(common), size=len(surg), p=weights / weights.sum())
+    return pa.table({
         "person_id": pa.array(person_id[surg[:, 0]]),
         "date": pa.array(surg[:, 1].astype("datetime64[D]")),
         "procedure_code": _dict_array(code_idx.astype(np.int32), common),
-    })
-    pq.write_table(surg_table, tmp / TABLE_FILES["surgery"], compression="zstd")
-    return surg
+    }, schema=_SCHEMAS["surgery"])
 
 
-def _write_exits(tmp: Path, persons: dict, years, person_id: np.ndarray) -> int:
-    """Deaths and emigrations within the study years; returns the number of rows."""
+def _exits_table(persons: dict, years, person_id: np.ndarray) -> pa.Table:
+    """Deaths and emigrations within the study years."""
     lo, _ = _year_bounds(years[0])
     _, hi = _year_bounds(years[-1])
     ed = persons["exit_day"]
     ex_idx = np.flatnonzero((ed >= lo) & (ed <= hi))
-    exits_table = pa.table({
+    return pa.table({
         "person_id": pa.array(person_id[ex_idx]),
         "date": pa.array(ed[ex_idx].astype("datetime64[D]")),
         "exit_type": _dict_array((persons["exit_type"][ex_idx] - 1).astype(np.int32), ["death", "emigration"]),
-    })
-    pq.write_table(exits_table, tmp / TABLE_FILES["exits"], compression="zstd")
-    return int(len(ex_idx))
+    }, schema=_SCHEMAS["exits"])
 
 
-def _surgery(seed, cfg: SynthConfig, dd, episodes: np.ndarray, persons, years, pop_idx_by_year) -> np.ndarray:
-    """Lumbar spine surgery after imaging episodes; (person_idx, day)."""
-    rng = _rng(seed, "surgery")
+def _unit_surgery(rng, cfg: SynthConfig, episodes: np.ndarray, persons: dict, covs: list, years,
+                  region_code: int) -> np.ndarray:
+    """Lumbar spine surgery of one unit after its imaging episodes, plus background surgery without
+    imaging (persons drawn from the unit's population of a study year, dated within that year);
+    rows (person_idx, day)."""
     pidx, day, kind = episodes[:, 0], episodes[:, 1], episodes[:, 2]
     p = np.where(kind == 1, cfg.surgery_after_xray, cfg.surgery_after_mr)
     year = (day.astype("datetime64[D]").astype("datetime64[Y]").astype(int) + 1970)
-    region = np.array(sorted(dd.region_names()))[persons["region"][pidx]]
-    p = p * np.where((region == cfg.guideline_region) & (year >= cfg.guideline_year), cfg.guideline_surgery_factor, 1.0)
+    p = p * np.where((region_code == cfg.guideline_region) & (year >= cfg.guideline_year),
+                     cfg.guideline_surgery_factor, 1.0)
     # older patients are operated somewhat less often
     age = year - 1 - persons["birth_year"][pidx]
     p = p * np.where(age >= 75, 0.5, np.where(age < 30, 0.7, 1.0))
     operated = rng.random(len(p)) < p
     sday = day[operated] + rng.integers(14, 183, operated.sum())
     sp = pidx[operated]
-    # background surgery without imaging in the study data (e.g. imaging before 2014)
-    # (persons drawn from the population of a study year, dated within that year)
-    sizes = np.array([len(pop_idx_by_year[y]) for y in years])
-    n_bg = rng.poisson(cfg.surgery_background * sizes.sum())
-    bg_year = rng.choice(len(years), size=n_bg, p=sizes / sizes.sum())
+    sizes = np.array([len(c["idx"]) for c in covs])
+    n_bg = int(rng.poisson(cfg.surgery_background * sizes.sum()))
     bg_p = np.empty(n_bg, dtype=np.int64)
     bg_day = np.empty(n_bg, dtype=np.int64)
-    for j, y in enumerate(years):
-        sel = bg_year == j
-        bg_p[sel] = pop_idx_by_year[y][rng.integers(0, sizes[j], sel.sum())]
-        a, b = _year_bounds(y)
-        bg_day[sel] = rng.integers(a, b + 1, sel.sum())
-    lo, _ = _year_bounds(years[0])
+    if n_bg:
+        bg_year = rng.choice(len(years), size=n_bg, p=sizes / sizes.sum())
+        for j, y in enumerate(years):
+            sel = bg_year == j
+            bg_p[sel] = covs[j]["idx"][rng.integers(0, sizes[j], sel.sum())] if sizes[j] else 0
+            a, b = _year_bounds(y)
+            bg_day[sel] = rng.integers(a, b + 1, sel.sum())
     _, hi = _year_bounds(years[-1])
     sp = np.concatenate([sp, bg_p])
     sday = np.concatenate([sday, bg_day])
     # not after exit, not after the data end, adults only
     ed = persons["exit_day"][sp]
     ok = (sday <= hi) & ((ed < 0) | (sday < ed))
-    born_ok = (sday.astype("datetime64[D]").astype("datetime64[Y]").astype(int) + 1970 - persons["birth_year"][sp]) >= 19
-    ok &= born_ok
-    out = np.stack([sp[ok], sday[ok]], axis=1)
+    ok &= (sday.astype("datetime64[D]").astype("datetime64[Y]").astype(int) + 1970 - persons["birth_year"][sp]) >= 19
+    out = np.stack([sp[ok], sday[ok]], axis=1).astype(np.int64)
     return out[np.lexsort((out[:, 1], out[:, 0]))]
+
+
+def _apply_effects(ex: np.ndarray, effects, region_code: int, persons: dict, seed: int, key: str) -> np.ndarray:
+    """Build the intervention effects of ``region_code`` into one unit's examination rows.
+
+    A public examination of the effect's modality dated in [start, end) is kept with probability
+    ``factor(date)`` when the factor is below 1 (independent thinning keeps a Poisson process Poisson
+    with the rate times the factor) and gets Poisson(factor - 1) extra examinations of the same person
+    within 14 days (same year, before the person's exit) when it is above 1. With ``phase_in_months``
+    the factor moves linearly from 1 at the start to ``effect`` after that many months. The draws come
+    from the unit's own ``effects`` stream, so a register without effects for a region is unchanged.
+    Surgery follows the imaging episodes before the effect (not thinned).
+    """
+    mine = [e for e in effects if e.region == region_code]
+    if not mine or not len(ex):
+        return ex
+    rng = _rng(seed, f"effects:{key}")
+    for e in mine:
+        start = (e.start - dt.date(1970, 1, 1)).days
+        end = (e.end - dt.date(1970, 1, 1)).days if e.end else np.iinfo(np.int64).max
+        day = ex[:, 1]
+        hit = (ex[:, 3] == 0) & (ex[:, 2] == MODALITIES.index(e.modality)) & (day >= start) & (day < end)
+        factor = np.ones(len(ex))
+        if e.phase_in_months:
+            ramp = np.clip((day[hit] - start + 1) / (e.phase_in_months * 30.4375), 0.0, 1.0)
+            factor[hit] = 1.0 + (e.effect - 1.0) * ramp
+        else:
+            factor[hit] = e.effect
+        keep = np.ones(len(ex), dtype=bool)
+        low = hit & (factor < 1)
+        keep[low] = rng.random(int(low.sum())) < factor[low]
+        high = np.flatnonzero(hit & (factor > 1))
+        extra = np.repeat(high, rng.poisson(factor[high] - 1.0))
+        rows = ex[keep]
+        if len(extra):
+            add = ex[extra].copy()
+            year = add[:, 1].astype("datetime64[D]").astype("datetime64[Y]").astype(int) + 1970
+            lo = np.array([_year_bounds(int(y))[0] for y in year])
+            hi = np.array([_year_bounds(int(y))[1] for y in year])
+            ed = persons["exit_day"][add[:, 0]].astype(np.int64)
+            hi = np.where((ed >= lo) & (ed <= hi), ed - 1, hi)
+            add[:, 1] = _weekday(np.clip(add[:, 1] + rng.integers(-14, 15, len(add)), lo, hi), lo, hi)
+            rows = np.concatenate([rows, add])
+        ex = rows
+    return ex
 
 
 # --------------------------------------------------------------------------------------------
 # expectations and summary
 # --------------------------------------------------------------------------------------------
+
+def table_files(data_dir, name: str) -> list[Path]:
+    """The Parquet file(s) of canonical table ``name`` in a register folder: ``<name>.parquet`` as a file,
+    or every ``*.parquet`` under a folder ``<name>.parquet/`` or ``<name>/`` (hive-style ``key=value/``
+    folders included, as Spark writes them); sorted, [] if absent. The rule lives in
+    :mod:`lumbarstats.register` (one place)."""
+    from lumbarstats.register import _table_files
+
+    return _table_files(Path(data_dir), name)
+
+
+def table_source(data_dir, name: str) -> list[str]:
+    """``table_files`` as a list of paths for DuckDB's ``read_parquet`` (with ``hive_partitioning = true``
+    a partition column such as ``year=2021/`` is read back as a column)."""
+    files = table_files(data_dir, name)
+    if not files:
+        raise FileNotFoundError(f"no {name} table in {data_dir} ({name}.parquet or a folder of Parquet files)")
+    return [f.as_posix() for f in files]
+
 
 def expected_standardized_rates(data_dir) -> pd.DataFrame:
     """Expected DSR per region, year and modality, recomputed from the saved model and the population.
@@ -1090,8 +1496,8 @@ def expected_standardized_rates(data_dir) -> pd.DataFrame:
     # person-years by the population's own columns (the path is a bound parameter), banded with the dictionary
     cells = duckdb.connect().execute(
         "SELECT region, year, sex, age, education, employment, coalesce(industry, 'none') AS industry, cci, "
-        "count(*) AS pop FROM read_parquet($path) GROUP BY ALL",
-        {"path": str(d / TABLE_FILES["population"])}).df()
+        "count(*) AS pop FROM read_parquet($path, hive_partitioning = true) GROUP BY ALL",
+        {"path": table_source(d, "population")}).df()
     cells["age_band"] = dd.age_band(cells["age"]).astype(str).to_numpy()
     cells["age_group_profile"] = dd.age_group_profile(cells["age"]).astype(str).to_numpy()
     cells["cci_category"] = dd.cci_category(cells["cci"]).astype(str).to_numpy()
@@ -1139,13 +1545,14 @@ def summarize(data_dir) -> str:
     import duckdb
 
     d = Path(data_dir)
-    if not (d / TABLE_FILES["population"]).exists():
+    if not table_files(d, "population"):
         raise FileNotFoundError(f"no register in {d} (missing {TABLE_FILES['population']}); run `lumbarstats synth`")
     con = duckdb.connect()
-    pop = con.execute("SELECT year, count(*) n FROM read_parquet($path) GROUP BY year ORDER BY year",
-                      {"path": str(d / TABLE_FILES["population"])}).df()
-    ex = con.execute("SELECT year(date) AS year, modality, payer, count(*) n FROM read_parquet($path) "
-                     "GROUP BY ALL ORDER BY ALL", {"path": str(d / TABLE_FILES["examinations"])}).df()
+    pop = con.execute("SELECT year, count(*) n FROM read_parquet($path, hive_partitioning = true) "
+                      "GROUP BY year ORDER BY year", {"path": table_source(d, "population")}).df()
+    ex = con.execute("SELECT year(date) AS year, modality, payer, count(*) n FROM "
+                     "read_parquet($path, hive_partitioning = true) GROUP BY ALL ORDER BY ALL",
+                     {"path": table_source(d, "examinations")}).df()
     wide = ex[ex["payer"] == "public"].pivot(index="year", columns="modality", values="n")
     lines = [f"Register {d}"]
     meta = d / "metadata.json"

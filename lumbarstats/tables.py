@@ -72,6 +72,10 @@ __all__ = [
     "reference_docx",
     "write_reference_docx",
     "DOCX_STYLES",
+    "report_table_model",
+    "table_model",
+    "table_html",
+    "add_docx_table",
 ]
 
 FORMATS = ("docx", "xlsx", "html", "tex")
@@ -881,10 +885,6 @@ def _docx_row_props(row, *, header: bool) -> None:
 
 def _docx_bytes(model: _Model, template: str | Path | None = None) -> bytes:
     from docx.enum.section import WD_ORIENT
-    from docx.enum.table import WD_CELL_VERTICAL_ALIGNMENT, WD_TABLE_ALIGNMENT
-    from docx.enum.text import WD_ALIGN_PARAGRAPH
-    from docx.oxml import OxmlElement
-    from docx.shared import Pt, Twips
 
     doc = _open_docx(template, model.lang)
     section = doc.sections[-1]
@@ -895,12 +895,66 @@ def _docx_bytes(model: _Model, template: str | Path | None = None) -> bytes:
         section.page_width, section.page_height = section.page_height, section.page_width
     doc.core_properties.title = model.heading or ""
     doc.core_properties.author = f"lumbarstats {__version__}"
+    _docx_append(doc, model, layout)
+    buf = io.BytesIO()
+    doc.save(buf)
+    return buf.getvalue()
+
+
+def _set_orientation(section, landscape: bool) -> None:
+    from docx.enum.section import WD_ORIENT
+
+    if landscape != (section.page_width > section.page_height):
+        section.orientation = WD_ORIENT.LANDSCAPE if landscape else WD_ORIENT.PORTRAIT
+        section.page_width, section.page_height = section.page_height, section.page_width
+
+
+def add_docx_table(doc, model: _Model) -> None:
+    """Append a table model (:func:`report_table_model`, :func:`table_model`) to an open Word document.
+
+    For documents that hold several tables (the report document, :mod:`lumbarstats.report_document`): the
+    table keeps the page of the document when it fits its width; a table that needs landscape gets a
+    landscape section of its own (new page), and the pages after it are portrait again. The document
+    needs the table styles (:func:`reference_docx` has them).
+    """
+    from docx.enum.section import WD_SECTION
+
+    _ensure_styles(doc, model.lang)
+    section = doc.sections[-1]
+    portrait = section.page_width < section.page_height
+    short, long = sorted((section.page_width.pt, section.page_height.pt))
+    layout = _page_layout(model, (short, long), max(section.left_margin.pt, section.right_margin.pt))
+    # a table of up to KEEP_TOGETHER_ROWS rows is not split over two pages (longer ones break between rows
+    # and repeat their header); its title keeps a little distance from the text above it
+    keep = len(model.body) <= KEEP_TOGETHER_ROWS
+    if layout.landscape and portrait:
+        _set_orientation(doc.add_section(WD_SECTION.NEW_PAGE), True)
+        _docx_append(doc, model, layout, keep_together=keep, space_before=0, in_document=True)
+        _set_orientation(doc.add_section(WD_SECTION.NEW_PAGE), False)
+    else:
+        _docx_append(doc, model, layout, keep_together=keep, space_before=12, in_document=True)
+
+
+KEEP_TOGETHER_ROWS = 30
+"""A table appended to a document (:func:`add_docx_table`) with at most this many rows stays on one page."""
+
+
+def _docx_append(doc, model: _Model, layout: _PageLayout, *, keep_together: bool = False,
+                 space_before: float | None = None, in_document: bool = False) -> None:
+    """Write the title, the table, the notes and the provenance of ``model`` at the end of ``doc``."""
+    from docx.enum.table import WD_CELL_VERTICAL_ALIGNMENT, WD_TABLE_ALIGNMENT
+    from docx.enum.text import WD_ALIGN_PARAGRAPH
+    from docx.oxml import OxmlElement
+    from docx.shared import Pt, Twips
+
     style = {k: doc.styles[v] for k, v in DOCX_STYLES.items()}
     style_id = {k: st.style_id for k, st in style.items()}
     size = Pt(layout.font_size)
 
     if model.heading:
-        doc.add_paragraph(model.heading, style=style["title"])
+        title = doc.add_paragraph(model.heading, style=style["title"])
+        if space_before is not None:
+            title.paragraph_format.space_before = Pt(space_before)
     ncol = len(model.header)
     table = doc.add_table(rows=1 + len(model.body), cols=ncol)
     table.alignment = WD_TABLE_ALIGNMENT.CENTER
@@ -948,16 +1002,22 @@ def _docx_bytes(model: _Model, template: str | Path | None = None) -> bytes:
             continue
         for j, cell in enumerate(content):
             write(cells[j], cell.text, "body", right=right_col[j])
-    for cell in rows[-1].cells:  # the notes never start a page alone (cells of a merged row change)
+    footer = any([*model.notes, model.source, model.provenance])
+    for cell in rows[-1].cells if footer else []:  # the notes never start a page alone (merged cells change)
         for p in cell.paragraphs:
             p.paragraph_format.keep_with_next = True
+    if keep_together:  # every row keeps with the next: the short table moves to the next page as a whole
+        for row in rows[:-1]:
+            for cell in row.cells:
+                for p in cell.paragraphs:
+                    p.paragraph_format.keep_with_next = True
 
+    last = None
     for line, key in [*[(n, "note") for n in model.notes], (model.source, "note"), (model.provenance, "provenance")]:
         if line:
-            doc.add_paragraph(line, style=style[key])
-    buf = io.BytesIO()
-    doc.save(buf)
-    return buf.getvalue()
+            last = doc.add_paragraph(line, style=style[key])
+    if last is not None and in_document:  # the table's block ends here: not chained to what follows
+        last.paragraph_format.keep_with_next = False
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1143,8 +1203,17 @@ def list_templates() -> list[str]:
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
 
 
-def load_template(name: str | Path) -> dict:
-    """A template as a dict: an installed name (``"table1"``) or the path of an edited YAML copy."""
+def load_template(name: str | Path | Mapping) -> dict:
+    """A template as a dict: an installed name (``"table1"``), the path of an edited YAML copy, or a
+    template given as a mapping (e.g. an installed template with another label, as the report document
+    prints Table 4.1 again as Table 5.5)."""
+    if isinstance(name, Mapping):
+        import copy
+
+        tpl = copy.deepcopy(dict(name))
+        if "layout" not in tpl:
+            raise ValueError("a table template given as a mapping needs a 'layout' section")
+        return tpl
     p = Path(name)
     if p.suffix in (".yaml", ".yml") and p.exists():
         text = p.read_text(encoding="utf-8")
@@ -1485,6 +1554,28 @@ def _layout_records(df, mask, lay, tpl, lang, dd):
                     cells.append(_Cell("" if lab is None or (isinstance(lab, float) and np.isnan(lab)) else str(lab)))
             body.append(("row", cells))
     return header, body, numeric
+
+
+def report_table_model(name: str | Path | Mapping, long_df: pd.DataFrame, *, lang: str = "da",
+                       provenance: Provenance | None = None, disclosure: bool = True,
+                       min_cell: int = disclosure_mod.MIN_CELL_DEFAULT, source: str | Mapping | None = None):
+    """The laid-out table of a report template (what :func:`export_report_table` writes), for documents
+    that hold several tables: pass it to :func:`add_docx_table` or :func:`table_html`."""
+    return _template_model(name, long_df, lang, provenance, disclosure, min_cell, source=source)
+
+
+def table_model(df: pd.DataFrame, spec: TableSpec | None = None, lang: str = "da", *, disclosure: bool = True,
+                min_cell: int = disclosure_mod.MIN_CELL_DEFAULT, count_column: str | None = "persons",
+                group_totals: Mapping[str, object] | None = None):
+    """The laid-out table of any result DataFrame (what :func:`export` writes), for documents that hold
+    several tables: pass it to :func:`add_docx_table` or :func:`table_html`."""
+    return _prepare(df, spec, lang, disclosure, min_cell, count_column, group_totals)
+
+
+def table_html(model, table_id: str) -> str:
+    """The table as an HTML fragment (great_tables, its style scoped to ``table_id``) for a page that
+    holds several tables."""
+    return _gt(model, re.sub(r"[^A-Za-z0-9_-]", "-", table_id) or "table").as_raw_html(make_page=False)
 
 
 def from_template(name: str | Path, long_df: pd.DataFrame, *, lang: str = "da", provenance: Provenance | None = None,

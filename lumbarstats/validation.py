@@ -1,11 +1,12 @@
-"""The data dictionary's validation rules, checked as Ibis/DuckDB queries — one engine for every input.
+"""The data dictionary's validation rules, checked as Ibis queries — one rule engine for every input.
 
 The rules are data in ``data_dictionary/tables.yaml`` (dtype, required, nullable, min/max,
 within_study_years, adult, codelist, primary_key, cross_rules); :func:`rules_for` turns them into
 boolean "row breaks the rule" expressions and :func:`check_table` evaluates all of a table's rules in
-one scan, then fetches up to five offending rows of the first rule broken. The same engine checks a
-Parquet register (:class:`lumbarstats.register.Register`, row numbers from ``file_row_number``) and a
-DataFrame read from CSV/SAS (:func:`lumbarstats.io.validate`), so the two can never disagree.
+one scan, then fetches up to five offending rows of the first rule broken. The same expressions check a
+Parquet register (:class:`lumbarstats.register.Register` on DuckDB or Spark; row numbers from DuckDB's
+``file_row_number`` or Spark's ``_metadata.row_index``) and a DataFrame read from CSV/SAS
+(:func:`lumbarstats.io.validate`, on DuckDB), so they can never disagree.
 
 Rules are checked in a fixed order — presence, type (text in a numeric column, fractions in an integer
 column, non-ISO dates), missing values, ranges, code lists, cross-column rules, primary key — and the
@@ -17,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import ibis
+import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import pandas as pd
 
@@ -248,15 +250,23 @@ def _check_primary_key(t: ir.Table, numbered: ir.Table, table: str, dd, source) 
                  f"{n_keys:,} key(s) repeated)", rows=rows, n_failed=n_rows)
 
 
+def _has_operation(t: ir.Table, op) -> bool:
+    try:
+        return bool(t._find_backend(use_default=True).has_operation(op))
+    except Exception:  # noqa: BLE001 - unknown: take the exact path
+        return False
+
+
 def _year_key_has_duplicates(t: ir.Table, key: list[str], table: str, dd) -> bool:
     """Fast screen for a key such as (person_id, year) whose year is already checked to lie within the
     study years: group by the other key columns only (far fewer groups) and compare the sum with the
     bitwise OR of 2**(year - first) — they differ exactly when a year repeats. Returns True when the key
-    may have duplicates (then the exact group-by finds them), or when the screen does not apply."""
+    may have duplicates (then the exact group-by finds them), or when the screen does not apply (also on an
+    engine without the bitwise-OR aggregate, e.g. Spark through Ibis 12: the exact group-by then decides)."""
     cols = dd.table(table)["columns"]
     years = [k for k in key if cols.get(k, {}).get("within_study_years") and cols[k]["dtype"] == "int"]
     first, last = dd.study_years
-    if len(years) != 1 or last - first > 60:
+    if len(years) != 1 or last - first > 60 or not _has_operation(t, ops.BitOr):
         return True
     y = years[0]
     rest = [k for k in key if k != y]

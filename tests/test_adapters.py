@@ -221,7 +221,7 @@ def test_payer_rules_per_era(tmp_path):
     assert got[(3, 2018)] == "private" and got[(4, 2018)] == "other"   # no flag -> private (documented default)
     assert got[(1, 2019)] == "public"                                     # LPR2: public hospitals
     assert got[(1, 2020)] == "public" and got[(2, 2020)] == "private"
-    assert got[(3, 2020)] == "other" and got[(4, 2020)] == "public"
+    assert got[(3, 2020)] == "private" and got[(4, 2020)] == "public"   # insurance: private (box 4.1)
     # configurable: a MiniPas extract without the flag, all examinations private
     cfg = {"options": opts,
            "registers": {"minipas_adm": {"payer": {"rules": [], "default": "other"}}}}

@@ -278,7 +278,7 @@ NOTEBOOK_PARAMETERS = {
     "02_population_groups.ipynb": {"data_dir", "out_dir", "region", "modality", "years"},
     "03_patient_profiles.ipynb": {"data_dir", "out_dir", "region", "count"},
     "04_intervention_evaluation.ipynb": {"data_dir", "out_dir", "region", "intervention_start", "modality",
-                                         "controls", "harmonics", "hac_lags"},
+                                         "controls", "harmonics", "hac_lags", "covid", "overview", "groups", "lang"},
     "05_time_to_event.ipynb": {"data_dir", "out_dir", "region", "index_modality", "outcome", "washout_days",
                                "period_split", "report_times", "rmst_tau"},
 }

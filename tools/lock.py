@@ -2,10 +2,10 @@
 
 ``requirements.lock`` is a pip requirements file written by uv from pyproject.toml (``make lock``)::
 
-    uv pip compile pyproject.toml - --extra test --extra notebook --universal --python-version 3.11 \\
+    uv pip compile pyproject.toml - --extra test --extra notebook --extra spark --universal --python-version 3.11 \\
         --generate-hashes -o requirements.lock      # stdin: the [build-system] requires
 
-It pins every distribution that lumbarstats, its ``test`` and ``notebook`` extras and its build backend
+It pins every distribution that lumbarstats, its ``test``, ``notebook`` and ``spark`` extras and its build backend
 need, on every platform and Python version at once (``--universal``: where versions differ the lines
 carry markers such as ``python_full_version >= '3.12'``), each with the sha256 of every file PyPI has
 for that version. ``make install``/``make test``/``make reproduce`` install it with

@@ -101,26 +101,92 @@ class _Run:
             df.insert(0, "register", register)
             self.notes.append(df[["register", "year", "note", "rows"]])
 
-    def payer_sql(self, reg: RegisterSpec) -> str:
+    def payer_rules(self, reg: RegisterSpec) -> tuple[list[tuple[str, dict[str, str]]], str | None]:
+        """The payer rules of a register: ``([(logical column, {normalised value: payer}), ...], default)``.
+
+        The layout names the register's ``payer.source`` (LPR2, MiniPas, LPR3) and the logical ``columns``
+        to read, in priority order; the value -> payer group mapping comes from the data dictionary,
+        ``codelists/payer_source_codes.csv`` (the one place; code ``(missing)`` with an empty column is the
+        group of a record whose columns are all empty). A config may still give explicit ``rules``
+        (``[{column, map}]``) and/or a ``default``; these replace the code list's columns/default.
+        """
         spec = reg.get("payer") or {}
+        payers = set(self.dd.codes("payer"))
+        codes = pd.read_csv(self.layout.codelist_path("payer_source_codes"), dtype=str, keep_default_na=False)
+        source = spec.get("source")
+        if source is not None and source not in set(codes["source"]):
+            raise ValueError(f"register {reg.name!r}: payer source {source!r} is not in codelists/payer_source_codes.csv "
+                             f"(sources {sorted(set(codes['source']))})")
+        own = codes[codes["source"] == source] if source is not None else codes.iloc[0:0]
+        rules: list[tuple[str, dict[str, str]]] = []
+        if "rules" in spec:
+            for rule in spec.get("rules") or []:
+                rules.append((rule.get("column"), {_key(v): p for v, p in (rule.get("map") or {}).items()}))
+        else:
+            for col in spec.get("columns") or []:
+                rows = own[own["column"] == col]
+                if rows.empty:
+                    raise ValueError(f"register {reg.name!r}: codelists/payer_source_codes.csv has no rows for "
+                                     f"source {source!r}, column {col!r}")
+                rules.append((col, {_key(c): p for c, p in zip(rows["code"], rows["payer"], strict=True)}))
         default = spec.get("default")
-        if default is not None and default not in self.dd.codes("payer"):
-            raise ValueError(f"register {reg.name!r}: payer default {default!r} is not a payer code {self.dd.codes('payer')}")
-        parts = []
-        for rule in spec.get("rules", []) or []:
-            col = rule.get("column")
+        if default is None:
+            miss = own.loc[(own["code"] == "(missing)") & (own["column"] == ""), "payer"]
+            default = miss.iloc[0] if len(miss) else None
+        if default is not None and default not in payers:
+            raise ValueError(f"register {reg.name!r}: payer default {default!r} is not a payer code {sorted(payers)}")
+        for col, mapping in rules:
             if col not in reg.columns:
                 raise KeyError(f"register {reg.name!r}: payer rule column {col!r} is not a logical column "
                                f"{sorted(reg.columns)}")
-            whens = []
-            for value, payer in (rule.get("map") or {}).items():
-                if payer not in self.dd.codes("payer"):
-                    raise ValueError(f"register {reg.name!r}: payer rule maps {value!r} to unknown payer {payer!r}")
-                whens.append(f"WHEN {sql_literal(_key(value))} THEN {sql_literal(payer)}")
+            bad = {v: p for v, p in mapping.items() if p not in payers}
+            if bad:
+                raise ValueError(f"register {reg.name!r}: payer rule for column {col!r} maps {bad} to unknown payers; "
+                                 f"use one of {sorted(payers)}")
+        return rules, default
+
+    def payer_sql(self, reg: RegisterSpec) -> str:
+        """SQL expression (over ``raw_<register> r``) giving each record's payer group: the first listed column
+        with a value decides; all empty -> the default."""
+        rules, default = self.payer_rules(reg)
+        unknown_other = (self.layout.options.get("unknown_payer_codes") or "error") == "other"
+        parts = []
+        for col, mapping in rules:
+            whens = [f"WHEN norm_key(r.{col}) = {sql_literal(v)} THEN {sql_literal(p)}" for v, p in mapping.items()]
+            if unknown_other:  # a value outside the code list is counted as other (check_payer_codes notes it)
+                whens.append(f"WHEN norm_key(r.{col}) IS NOT NULL THEN 'other'")
             if whens:
-                parts.append(f"CASE norm_key(r.{col}) {' '.join(whens)} END")
+                parts.append(f"CASE {' '.join(whens)} END")
         parts.append(sql_literal(default) if default is not None else "NULL")
         return "COALESCE(" + ", ".join(parts) + ")" if len(parts) > 1 else parts[0]
+
+    def check_payer_codes(self, reg: RegisterSpec) -> None:
+        """A value of a payer column that is not in the code list: one error naming the register, file,
+        raw column and values (``options.unknown_payer_codes: error``, the default), or — with ``other`` —
+        the record counted as payer ``other`` and the values noted in the ingest report."""
+        rules, _ = self.payer_rules(reg)
+        policy = self.layout.options.get("unknown_payer_codes", "error") or "error"
+        if policy not in ("error", "other"):
+            raise ValueError(f"options.unknown_payer_codes must be 'error' or 'other', got {policy!r}")
+        for col, mapping in rules:
+            known = ", ".join(sql_literal(v) for v in mapping) or "NULL"
+            bad = self.q(f"""SELECT _source AS file, CAST(r.{col} AS VARCHAR) AS value, count(*) AS rows
+                FROM raw_{reg.name} r WHERE norm_key(r.{col}) IS NOT NULL AND norm_key(r.{col}) NOT IN ({known})
+                GROUP BY ALL ORDER BY rows DESC""")
+            if bad.empty:
+                continue
+            raw_col = reg.columns.get(col)
+            if policy == "error":
+                raise ValueError(
+                    f"register {reg.name!r}, column {raw_col!r} (payer rule {col!r}): {int(bad['rows'].sum())} record(s) "
+                    f"with values not in data_dictionary/codelists/payer_source_codes.csv (source "
+                    f"{reg.get('payer', {}).get('source')!r}): add them to the code list with their payer group, or set "
+                    f"options.unknown_payer_codes: other to count them as 'other'. Values:\n"
+                    f"{bad.head(10).to_string(index=False)}")
+            self.note(reg.name, f"""SELECT year(norm_date(r.date)) AS year,
+                      'payer_code_not_in_codelist_counted_as_other_' || {sql_literal(col)} AS note, count(*) AS rows
+                      FROM raw_{reg.name} r WHERE norm_key(r.{col}) IS NOT NULL AND norm_key(r.{col}) NOT IN ({known})
+                      GROUP BY ALL""")
 
     # -- code lists -----------------------------------------------------------------------------
     def install_codelists(self) -> None:
@@ -337,6 +403,7 @@ class _Run:
             if not self.load_register(name):
                 continue
             key = reg.get("key")
+            self.check_payer_codes(reg)
             payer = self.payer_sql(reg)
             extra_reason, repsys = "", "CAST(NULL AS VARCHAR)"
             if name == "lpr3_kontakter":

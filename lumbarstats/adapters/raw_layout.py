@@ -315,7 +315,10 @@ def _add_examinations(reg: _PatientRegister, exams, salt: int, traps: bool, mani
     reg.add_minipas(pe[m], dates[m], code[m], "9")
     post = ~pre
     own = np.where(payer == "public", np.where(hx % 7 == 0, "privat", "offentlig"), "privat")
-    fin = np.select([payer == "public", payer == "private"], ["offentlig", "privat"], "forsikring").astype(object)
+    # financing values and their payer groups: codelists/payer_source_codes.csv (source LPR3); private
+    # examinations are paid privately, by an insurer or by the patient (report box 4.1: all three private)
+    private_fin = np.array(["privat", "forsikring", "selvbetaler"], dtype=object)[hx % 5 % 3]
+    fin = np.select([payer == "public", payer == "private"], ["offentlig", private_fin], "andet").astype(object)
     fin[(payer == "private") & (hx % 3 == 0)] = None  # no financing: ownership decides
     reg.add_lpr3(pe[post], dates[post], code[post], "andre", own[post], fin[post])
     if traps:
