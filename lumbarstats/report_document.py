@@ -699,7 +699,10 @@ def report_plan(out_dir, data_dir, *, region=None, lang: str = "da", allow_missi
             blocks.extend(_item_blocks(run, item, ctx))
     blocks.extend(_comparison_blocks(run))
     if run.missing and not allow_missing:
-        listed = "; ".join(f"{f} ({label}: {reason})" for f, label, reason in run.missing)
+        shown = 5  # one readable line: the first few, then how many more (all of them with allow_missing=True)
+        listed = "; ".join(f"{f} ({label}: {reason})" for f, label, reason in run.missing[:shown])
+        if len(run.missing) > shown:
+            listed += f"; and {len(run.missing) - shown} more"
         raise MissingProductError(
             f"the report document needs {len(run.missing)} product file(s) missing in {out}: {listed}. Run "
             "`lumbarstats reproduce` (all steps) first, or pass allow_missing=True to mark them in the document")

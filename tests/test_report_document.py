@@ -469,3 +469,19 @@ def test_english_region_report(tmp_path, built):
     html = _html(path)
     assert '<html lang="en">' in html and "Appendix 1" in html and "Region of Southern Denmark" in html
     assert "Table A1.3.1" in html and "Synthetic register" in html
+
+
+def test_cli_report_on_a_folder_without_output_is_one_short_error(tmp_path, tiny_register):
+    """`lumbarstats report` on a folder with no reproduce output: exit 2 and one line naming the folder and
+    a few missing products (not every one of them), nothing written."""
+    from typer.testing import CliRunner
+
+    from lumbarstats.cli import app
+
+    out = tmp_path / "out"
+    out.mkdir()
+    res = CliRunner().invoke(app, ["report", "--out", str(out), "--data", str(tiny_register)])
+    assert res.exit_code == 2, res.output
+    text = " ".join(res.output.split())
+    assert "missing in" in text and "more" in text and len(text) < 2500
+    assert not any(out.iterdir())
