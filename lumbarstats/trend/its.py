@@ -361,6 +361,28 @@ def _checked_series(data, time, events, population, seasonality, conf_level):
         raise ValueError(f"column {time!r} has repeated values; give one row per time point")
     return conf_level, season, period_col, d, t, unit
 
+
+def _seasonal_and_covid_terms(X, d, time, season, period_col, datelike, covid_X, in_fit) -> pd.DataFrame:
+    """The design ``X`` with the Fourier seasonality terms and the COVID-19 terms added; the fit must have
+    more points than parameters."""
+    if season:
+        harmonics = int(season.get("harmonics", 2))
+        period_length = float(season.get("period_length", 12))
+        if period_col is not None:
+            pv = pd.to_numeric(d[period_col], errors="coerce").to_numpy(dtype=float)
+            if not np.isfinite(pv).all():
+                raise ValueError(f"seasonality period column {period_col!r} must be numeric (e.g. month 1-12)")
+        elif datelike:
+            pv = month_number(d[time])
+        else:
+            raise ValueError("seasonality needs 'period_column' when time is not a date column")
+        X = pd.concat([X, fourier_terms(pv, harmonics, period_length)], axis=1)
+    if covid_X.shape[1]:
+        X = pd.concat([X, covid_X], axis=1)
+    if in_fit.sum() <= X.shape[1]:
+        raise ValueError(f"{int(in_fit.sum())} time points cannot support {X.shape[1]} model parameters")
+    return X
+
 def its(
     data: pd.DataFrame,
     *,
@@ -447,22 +469,7 @@ def its(
     X = pd.DataFrame({"const": 1.0, "time": t - t[0], "level_change": (t >= t_eff).astype(float)})
     if slope_change:
         X["slope_change"] = np.clip(t - t_eff, 0, None)
-    if season:
-        harmonics = int(season.get("harmonics", 2))
-        period_length = float(season.get("period_length", 12))
-        if period_col is not None:
-            pv = pd.to_numeric(d[period_col], errors="coerce").to_numpy(dtype=float)
-            if not np.isfinite(pv).all():
-                raise ValueError(f"seasonality period column {period_col!r} must be numeric (e.g. month 1-12)")
-        elif unit == "month":
-            pv = month_number(d[time])
-        else:
-            raise ValueError("seasonality needs 'period_column' when time is not a date column")
-        X = pd.concat([X, fourier_terms(pv, harmonics, period_length)], axis=1)
-    if covid_X.shape[1]:
-        X = pd.concat([X, covid_X], axis=1)
-    if in_fit.sum() <= X.shape[1]:
-        raise ValueError(f"{int(in_fit.sum())} time points cannot support {X.shape[1]} model parameters")
+    X = _seasonal_and_covid_terms(X, d, time, season, period_col, unit == "month", covid_X, in_fit)
     off = np.log(pop)
     res, method, reason = fit_count_glm_or_reason(
         y[in_fit], X[in_fit], off[in_fit], family=family, hac_lags=hac_lags,
@@ -952,22 +959,7 @@ def its_multi(
         X[level_term(s["name"])] = _level_column(t, s)
         if s["slope_change"]:
             X[slope_term(s["name"])] = _slope_column(t, s)
-    if season:
-        harmonics = int(season.get("harmonics", 2))
-        period_length = float(season.get("period_length", 12))
-        if period_col is not None:
-            pv = pd.to_numeric(d[period_col], errors="coerce").to_numpy(dtype=float)
-            if not np.isfinite(pv).all():
-                raise ValueError(f"seasonality period column {period_col!r} must be numeric (e.g. month 1-12)")
-        elif datelike:
-            pv = month_number(d[time])
-        else:
-            raise ValueError("seasonality needs 'period_column' when time is not a date column")
-        X = pd.concat([X, fourier_terms(pv, harmonics, period_length)], axis=1)
-    if covid_X.shape[1]:
-        X = pd.concat([X, covid_X], axis=1)
-    if in_fit.sum() <= X.shape[1]:
-        raise ValueError(f"{int(in_fit.sum())} time points cannot support {X.shape[1]} model parameters")
+    X = _seasonal_and_covid_terms(X, d, time, season, period_col, datelike, covid_X, in_fit)
     dep = _first_dependent_column(X[in_fit])
     if dep is not None:
         raise ValueError(f"the term {dep!r} cannot be told apart from the terms before it on these data "
